@@ -1,0 +1,1 @@
+"""JSON Schemas for every message that crosses the wire (installed as ``sensorlink.schemas``)."""

@@ -1,0 +1,243 @@
+"""Service configuration: one TOML file lists the sensors and the service settings.
+
+```toml
+[service]
+listen = "127.0.0.1:8765"      # loopback unless you say otherwise
+token = "change-me"            # generated and printed when left out
+ice_servers = [{ urls = "stun:stun.example.org:3478" }]
+record_dir = "recordings"
+
+[[sensors]]
+name = "spindle-cam"
+driver = "gy-mcu90640"
+port = "/dev/ttyUSB0"          # every key but name/driver is a driver option
+rate_hz = 4
+```
+Every error names the file, the sensor and the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sensorlink.errors import ConfigError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class IceServer:
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    name: str
+    driver: str
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str | None = None
+    ice_servers: list[IceServer] = field(default_factory=list)
+    record_dir: str | None = None
+    # Who may do what: "viewer" tokens look; the operator token may steer, record, replay.
+    viewer_token: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    service: ServiceConfig
+    sensors: list[SensorConfig]
+    source: str = "<config>"
+
+
+def parse_listen(value: Any, source: str) -> tuple[str, int]:
+    if not isinstance(value, str):
+        raise ConfigError(f"expected \"HOST:PORT\", got {value!r}", source=source, field="listen")
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"expected \"HOST:PORT\" with a port 0-65535, got {value!r}",
+                          source=source, field="listen")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _ice_servers(raw: Any, source: str) -> list[IceServer]:
+    if not isinstance(raw, list):
+        raise ConfigError("expected a list of tables", source=source, field="ice_servers")
+    out = []
+    for i, entry in enumerate(raw):
+        where = f"ice_servers[{i}]"
+        if not isinstance(entry, dict) or "urls" not in entry:
+            raise ConfigError("expected a table with 'urls'", source=source, field=where)
+        unknown = set(entry) - {"urls", "username", "credential"}
+        if unknown:
+            raise ConfigError(f"unknown key(s) {sorted(unknown)}", source=source, field=where)
+        urls = entry["urls"] if isinstance(entry["urls"], list) else [entry["urls"]]
+        if not all(isinstance(u, str) and re.match(r"^(stun|stuns|turn|turns):", u) for u in urls):
+            raise ConfigError(f"urls must start with stun:, stuns:, turn: or turns:, got {urls!r}",
+                              source=source, field=f"{where}.urls")
+        out.append(IceServer(urls=urls, username=entry.get("username"),
+                             credential=entry.get("credential")))
+    return out
+
+
+def parse_service(raw: dict[str, Any], source: str) -> ServiceConfig:
+    known = {"listen", "token", "viewer_token", "ice_servers", "record_dir", "tls_cert", "tls_key"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)}; known: {sorted(known)}",
+                          source=source, field=f"service.{sorted(unknown)[0]}")
+    host, port = parse_listen(raw.get("listen", "127.0.0.1:8765"), source)
+    for key in ("token", "viewer_token", "record_dir", "tls_cert", "tls_key"):
+        if key in raw and not isinstance(raw[key], str):
+            raise ConfigError(f"expected a string, got {raw[key]!r}", source=source,
+                              field=f"service.{key}")
+    for key in ("token", "viewer_token"):
+        if key in raw and len(raw[key]) < 8:
+            raise ConfigError("tokens must be at least 8 characters", source=source,
+                              field=f"service.{key}")
+    if ("tls_cert" in raw) != ("tls_key" in raw):
+        raise ConfigError("tls_cert and tls_key go together", source=source, field="service.tls_key")
+    return ServiceConfig(host=host, port=port, token=raw.get("token"),
+                         viewer_token=raw.get("viewer_token"),
+                         ice_servers=_ice_servers(raw.get("ice_servers", []), source),
+                         record_dir=raw.get("record_dir"), tls_cert=raw.get("tls_cert"),
+                         tls_key=raw.get("tls_key"))
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
+    unknown = set(data) - {"service", "sensors"}
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; expected [service] and "
+                          "[[sensors]]", source=source, field=sorted(unknown)[0])
+    service = data.get("service", {})
+    if not isinstance(service, dict):
+        raise ConfigError("expected a table", source=source, field="service")
+    sensors_raw = data.get("sensors", [])
+    if not isinstance(sensors_raw, list) or not sensors_raw:
+        raise ConfigError("expected at least one [[sensors]] table", source=source, field="sensors")
+    sensors: list[SensorConfig] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(sensors_raw):
+        if not isinstance(entry, dict):
+            raise ConfigError("expected a table", source=source, field=f"sensors[{i}]")
+        name = entry.get("name")
+        label = name if isinstance(name, str) else f"#{i + 1}"
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ConfigError("a name of letters, digits, '.', '_' or '-' (max 64) is required, "
+                              f"got {name!r}", source=source, sensor=label, field="name")
+        if name in seen:
+            raise ConfigError("two sensors have this name", source=source, sensor=name, field="name")
+        seen.add(name)
+        driver = entry.get("driver")
+        if not isinstance(driver, str):
+            raise ConfigError(f"expected a driver name, got {driver!r}", source=source, sensor=name,
+                              field="driver")
+        options = {k: v for k, v in entry.items() if k not in ("name", "driver")}
+        sensors.append(SensorConfig(name=name, driver=driver, options=options))
+    return Config(service=parse_service(service, source), sensors=sensors, source=source)
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError("file not found", source=str(path)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", source=str(path)) from exc
+    return parse_config(data, source=str(path))
+
+
+# -- driver options ------------------------------------------------------------------------
+
+def build_options(options_cls: type, raw: dict[str, Any], *, source: str = "<config>",
+                  sensor: str | None = None) -> Any:
+    """Check a driver's option table against its Options dataclass and build it."""
+    fields = {f.name: f for f in dataclasses.fields(options_cls)}
+    hints = typing.get_type_hints(options_cls)
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown option; this driver takes {sorted(fields) or 'no options'}",
+                          source=source, sensor=sensor, field=unknown[0])
+    values = {}
+    for key, value in raw.items():
+        values[key] = _coerce(value, hints[key], source=source, sensor=sensor, field=key)
+    missing = [n for n, f in fields.items() if n not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError("required option missing", source=source, sensor=sensor, field=missing[0])
+    try:
+        return options_cls(**values)
+    except (TypeError, ValueError) as exc:
+        # __post_init__ checks raise ValueError("field: message") to name the field.
+        text = str(exc)
+        name, sep, message = text.partition(": ")
+        if sep and name in fields:
+            raise ConfigError(message, source=source, sensor=sensor, field=name) from exc
+        raise ConfigError(text, source=source, sensor=sensor) from exc
+
+
+def _coerce(value: Any, hint: Any, **where: Any) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, **where)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"expected one of {list(args)}, got {value!r}", **where)
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise ConfigError(f"expected a list, got {value!r}", **where)
+        inner = args[0] if args else Any
+        items = [_coerce(v, inner, **where) for v in value]
+        return tuple(items) if origin is tuple else items
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"expected a table, got {value!r}", **where)
+        return value
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"expected true or false, got {value!r}", **where)
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"expected an integer, got {value!r}", **where)
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"expected a number, got {value!r}", **where)
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"expected a string, got {value!r}", **where)
+        return value
+    return value

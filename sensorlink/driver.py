@@ -39,6 +39,9 @@ class Driver(abc.ABC):
     Options: ClassVar[type] = NoOptions
     #: Seconds without a sample after which the runner treats the device as gone and reopens it.
     silence_timeout_s: ClassVar[float | None] = None
+    #: Bumped by a driver whose ``info()`` changed while open (a probe appeared on the bus);
+    #: the runner then announces the new info to the hub.
+    info_revision: int = 0
 
     def __init__(self, name: str, options: Any = None) -> None:
         self.name = name

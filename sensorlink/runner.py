@@ -140,6 +140,7 @@ class DriverRunner:
 
     async def _pump(self) -> None:
         driver, hub, timeout = self.driver, self.hub, self.driver.silence_timeout_s
+        revision = driver.info_revision
         while True:
             if timeout is None:
                 samples = await driver.read()
@@ -149,6 +150,9 @@ class DriverRunner:
                 except TimeoutError:
                     driver.counters["silent_timeouts"] += 1
                     raise TimeoutError(f"no data for {timeout:g} s") from None
+            if driver.info_revision != revision:
+                revision = driver.info_revision
+                hub.describe(driver.info())
             for sample in samples:
                 hub.publish(sample)
             driver.counters["samples"] += len(samples)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sensorlink.driver import Driver
-from sensorlink.samples import Sample, SensorInfo, ThermalFrame
+from sensorlink.samples import Reading, Sample, SensorInfo, ThermalFrame
 from sensorlink_drivers.simulated.pacing import Ticker
 
 
@@ -89,5 +89,7 @@ class SimulatedThermalCamera(Driver):
         seq = self.next_seq("frame")
         noise = self._rng.normal(0.0, self.options.noise_c, self._xx.shape)
         celsius = (self.expected(seq) + noise).astype(np.float32)
-        return [ThermalFrame(self.name, celsius, seq, t_mono, t_wall,
-                             ambient_c=self.options.ambient_c)]
+        ambient = self.options.ambient_c
+        return [ThermalFrame(self.name, celsius, seq, t_mono, t_wall, ambient_c=ambient),
+                Reading(self.name, "ambient", "temperature", ambient, "°C",
+                        self.next_seq("ambient"), t_mono, t_wall)]

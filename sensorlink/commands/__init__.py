@@ -1,0 +1,1 @@
+"""Subcommands of the ``sensorlink`` CLI, one module each (see :mod:`sensorlink.cli`)."""

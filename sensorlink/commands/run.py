@@ -1,0 +1,23 @@
+"""sensorlink run CONFIG.toml: the sensors a config file lists."""
+
+from __future__ import annotations
+
+import argparse
+
+from sensorlink.commands._serving import add_service_arguments, apply_service_arguments
+from sensorlink.config import load_config
+from sensorlink.service import Service, run
+
+HELP = "run the sensors listed in a TOML config and serve the dashboard"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="TOML file: [service] and [[sensors]] tables")
+    add_service_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    config = type(config)(service=apply_service_arguments(config.service, args),
+                          sensors=config.sensors, source=config.source)
+    return run(Service.from_config(config, record_dir=args.record))

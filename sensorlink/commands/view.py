@@ -1,0 +1,80 @@
+"""sensorlink view URL: the headless dashboard for scripts and tests."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+from sensorlink.viewer import Refused, Viewer
+
+HELP = "connect like the dashboard and print what arrives (readings, frames, status, media counts)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", help="the dashboard URL sensorlink printed (http://HOST:PORT/#token=...)")
+    parser.add_argument("--token", help="token, if the URL does not end in #token=...")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--quiet-readings", action="store_true",
+                        help="do not print the readings themselves, only their count per batch")
+
+
+def _printer(args: argparse.Namespace) -> Any:
+    def emit(event: dict[str, Any]) -> None:
+        if args.quiet_readings and event.get("event") == "readings":
+            event = {k: v for k, v in event.items() if k != "readings"}
+        if args.json:
+            print(json.dumps(event, ensure_ascii=False, default=str))
+        else:
+            kind = event.get("event")
+            if kind == "readings":
+                rows = event.get("readings") or []
+                text = ", ".join(f"{r[0]}={r[3]:.2f}{r[4]}" for r in rows[:6])
+                print(f"readings x{event['count']}: {text}{' ...' if len(rows) > 6 else ''}")
+            elif kind == "frame":
+                print(f"frame {event['sensor']} #{event['seq']} {event['width']}x{event['height']} "
+                      f"min {event['min_c']:.2f} °C max {event['max_c']:.2f} °C")
+            elif kind == "status":
+                print("status: " + "; ".join(f"{s['sensor']} {s['state']} {s['rate_hz']:.1f}/s"
+                                             + (f" ({s['detail']})" if s["detail"] else "")
+                                             for s in event["sensors"]))
+            else:
+                print(f"{kind}: " + json.dumps({k: v for k, v in event.items() if k != "event"},
+                                               ensure_ascii=False, default=str))
+    return emit
+
+
+async def _view(args: argparse.Namespace) -> int:
+    emit = _printer(args)
+    viewer = Viewer(args.url, args.token, on_event=emit)
+
+    async def media_counts() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            emit(viewer.media_counts())
+
+    counter = asyncio.create_task(media_counts())
+    started = time.monotonic()
+    try:
+        await viewer.run(args.duration)
+    except Refused as exc:
+        print(f"sensorlink view: refused: {exc}", file=sys.stderr)
+        return 3
+    finally:
+        counter.cancel()
+    summary = viewer.media_counts()
+    summary.update(event="summary", seconds=round(time.monotonic() - started, 2),
+                   connections=viewer.connections)
+    emit(summary)
+    return 0 if viewer.connections else 4
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_view(args))
+    except KeyboardInterrupt:
+        return 0

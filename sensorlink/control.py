@@ -1,0 +1,81 @@
+"""Control messages from a viewer: validated against schemas/control.schema.json, checked against
+the viewer's role, and applied to the service. Every message gets a reply or an error naming the
+field; nothing a viewer sends can stop the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Protocol
+
+from sensorlink.errors import ControlError, MessageError
+from sensorlink.wire import decode_control, encode_error, encode_reply
+
+log = logging.getLogger(__name__)
+
+#: What a viewer (a person looking) may do; operators may do everything.
+VIEWER_ACTIONS = frozenset({"ping"})
+
+
+class Controllable(Protocol):
+    """What the control handler needs from the service."""
+
+    async def apply_control(self, message: dict[str, Any], *, viewer: str) -> dict[str, Any]: ...
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self._tokens, self._last = burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+
+class ControlHandler:
+    """One viewer's control channel."""
+
+    def __init__(self, target: Controllable, *, role: str, viewer: str,
+                 rate: float = 20.0, burst: float = 40.0) -> None:
+        self.target = target
+        self.role = role
+        self.viewer = viewer
+        self.accepted = 0
+        self.refused = 0
+        self._last_id = -1
+        self._bucket = TokenBucket(rate, burst)
+
+    async def handle(self, data: bytes | str) -> bytes:
+        """Bytes of one control message → bytes of the reply (or error) to send back."""
+        msg_id: int | None = None
+        try:
+            if not self._bucket.take():
+                raise MessageError("too many control messages; slow down")
+            message = decode_control(data)
+            msg_id = message["id"]
+            if msg_id <= self._last_id:
+                raise MessageError(f"id {msg_id} is not above the previous id {self._last_id} "
+                                   "(replayed or out-of-order message)", field="id", msg_id=msg_id)
+            self._last_id = msg_id
+            action = message["type"]
+            if self.role != "operator" and action not in VIEWER_ACTIONS:
+                raise ControlError(f"a {self.role} may not {action!r}; an operator token is needed",
+                                   field="type", msg_id=msg_id)
+            if action == "ping":
+                result = {"t_client_ms": message.get("t_client_ms"), "t_server_ns": time.time_ns()}
+            else:
+                result = await self.target.apply_control(message, viewer=self.viewer)
+        except MessageError as exc:
+            self.refused += 1
+            log.info("viewer %s: control refused: %s", self.viewer, exc)
+            return encode_error(str(exc), msg_id=exc.msg_id if exc.msg_id is not None else msg_id,
+                                field=exc.field)
+        self.accepted += 1
+        return encode_reply(msg_id, result)

@@ -1,0 +1,211 @@
+"""One viewer's WebRTC peer connection: its media tracks and its four data channels.
+
+Channels are negotiated with fixed ids (sensorlink.wire.CHANNELS) so both ends create them
+without in-band setup. All share one SCTP association, so each sender watches its channel's
+buffered amount and leaves room for the others: readings queue in a bounded subscription that
+drops the oldest (and counts it) when this viewer cannot keep up, frames are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcdatachannel import RTCDataChannel
+
+from sensorlink.control import ControlHandler
+from sensorlink.errors import SignalingError
+from sensorlink.ice import rtc_configuration
+from sensorlink.media import BeamAudioTrack, ThermalVideoTrack
+from sensorlink.samples import Reading, ThermalFrame
+from sensorlink.wire import CHANNELS, encode_frame, encode_readings
+
+if TYPE_CHECKING:
+    from sensorlink.service import Service
+
+log = logging.getLogger(__name__)
+_viewer_ids = itertools.count(1)
+
+READINGS_BATCH = 200           # readings per message at most (~8 KB)
+READINGS_QUEUE = 100_000       # readings a slow viewer may fall behind before the oldest drop
+HIGH_WATER = 256 * 1024        # bytes buffered in a channel before its sender waits
+FRAMES_MAX_HZ = 10.0           # exact-°C frames per camera per second at most (unreliable channel)
+
+
+class ViewerSession:
+    def __init__(self, service: Service, *, role: str, remote: str = "?") -> None:
+        self.service = service
+        self.role = role
+        self.name = f"viewer{next(_viewer_ids)}"
+        self.remote = remote
+        self.pc = RTCPeerConnection(rtc_configuration(service.settings.ice_servers))
+        self.channels: dict[str, RTCDataChannel] = {
+            "readings": self.pc.createDataChannel("readings", negotiated=True, id=CHANNELS["readings"]),
+            "frames": self.pc.createDataChannel("frames", negotiated=True, id=CHANNELS["frames"],
+                                                ordered=False, maxRetransmits=0),
+            "control": self.pc.createDataChannel("control", negotiated=True, id=CHANNELS["control"]),
+            "status": self.pc.createDataChannel("status", negotiated=True, id=CHANNELS["status"]),
+        }
+        for channel in self.channels.values():
+            channel.bufferedAmountLowThreshold = HIGH_WATER // 4
+        self.control = ControlHandler(service, role=role, viewer=self.name)
+        self.readings_sub = service.hub.subscribe(f"{self.name}:readings", maxsize=READINGS_QUEUE,
+                                                  accepts=lambda e: e.__class__ is Reading)
+        self.frames_skipped = 0
+        self.frames_sent = 0
+        self.readings_sent = 0
+        self._tracks: list[Any] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._unlisten: list[Any] = []
+        self._status_wakeup = asyncio.Event()
+        self._closed = asyncio.Event()
+        self.channels["control"].on("message", self._on_control)
+
+        @self.pc.on("connectionstatechange")
+        async def _state() -> None:
+            log.info("%s (%s): peer connection %s", self.name, self.remote, self.pc.connectionState)
+            if self.pc.connectionState in ("failed", "closed"):
+                await self.close()
+
+    # -- negotiation -----------------------------------------------------------------------
+    async def answer(self, offer_sdp: str) -> tuple[str, dict[str, str]]:
+        """Apply the viewer's offer; return our answer and which transceiver carries which sensor."""
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        except Exception as exc:  # aiortc raises ValueError and friends for a bad SDP
+            raise SignalingError(f"bad offer: {exc}") from exc
+        tracks: dict[str, str] = {}
+        service = self.service
+        wanted = ([("video", name) for name in service.cameras] +
+                  [("audio", name) for name in service.beams])
+        free = {kind: [t for t in self.pc.getTransceivers() if t.kind == kind] for kind in ("video", "audio")}
+        for kind, sensor in wanted:
+            if not free[kind]:
+                continue  # the viewer did not ask for this many tracks; it still gets readings
+            transceiver = free[kind].pop(0)
+            track = (ThermalVideoTrack(service.cameras[sensor]) if kind == "video"
+                     else BeamAudioTrack(service.beams[sensor]))
+            self._tracks.append(track)
+            self.pc.addTrack(track)
+            tracks[transceiver.mid] = sensor
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        self._start_senders()
+        return self.pc.localDescription.sdp, tracks
+
+    def _start_senders(self) -> None:
+        self._tasks = [asyncio.create_task(self._send_readings(), name=f"{self.name}:readings"),
+                       asyncio.create_task(self._send_status(), name=f"{self.name}:status")]
+        for view in self.service.cameras.values():
+            self._unlisten.append(view.on_frame(self._frame_listener(view)))
+            self._unlisten.append(view.on_view_change(self._status_wakeup.set))
+        self._unlisten.append(self.service.hub.on_status_change(lambda _s: self._status_wakeup.set()))
+
+    # -- senders ---------------------------------------------------------------------------
+    async def _drain(self, channel: RTCDataChannel) -> None:
+        if channel.bufferedAmount > HIGH_WATER:
+            low = asyncio.Event()
+            channel.once("bufferedamountlow", low.set)
+            await low.wait()
+
+    async def _wait_open(self, channel: RTCDataChannel) -> None:
+        if channel.readyState != "open":
+            opened = asyncio.Event()
+            channel.once("open", opened.set)
+            await opened.wait()
+
+    async def _send_readings(self) -> None:
+        channel, sub = self.channels["readings"], self.readings_sub
+        replay = self.service.hub.replay
+        await self._wait_open(channel)
+        while channel.readyState == "open":
+            first = await sub.get()
+            # Send what is already waiting, no more: no timer, so batching adds no latency at
+            # low rates and fills messages at high rates.
+            batch = [first, *sub.get_nowait(READINGS_BATCH - 1)]
+            channel.send(encode_readings(batch, replay=replay))  # type: ignore[arg-type]
+            self.readings_sent += len(batch)
+            await self._drain(channel)
+
+    def _frame_listener(self, view: Any) -> Any:
+        min_interval_ns = int(1e9 / FRAMES_MAX_HZ)
+        last_sent = [0]
+
+        def listener(frame: ThermalFrame) -> None:
+            channel = self.channels["frames"]
+            now = time.monotonic_ns()
+            if channel.readyState != "open" or now - last_sent[0] < min_interval_ns * 0.9:
+                self.frames_skipped += channel.readyState == "open"
+                return
+            if channel.bufferedAmount > HIGH_WATER:
+                self.frames_skipped += 1  # unreliable channel: never queue behind a stall
+                return
+            last_sent[0] = now
+            for message in encode_frame(frame, view.colour_range, replay=self.service.hub.replay):
+                channel.send(message)
+            self.frames_sent += 1
+        return listener
+
+    def status_message(self) -> dict[str, Any]:
+        message = self.service.status_message()
+        message["viewer"] = {"readings_dropped": self.readings_sub.dropped,
+                             "readings_sent": self.readings_sent,
+                             "frames_sent": self.frames_sent,
+                             "frames_skipped": self.frames_skipped,
+                             "control_refused": self.control.refused}
+        return message
+
+    async def _send_status(self) -> None:
+        channel = self.channels["status"]
+        await self._wait_open(channel)
+        views_sent: dict[str, Any] = {}
+        while channel.readyState == "open":
+            for name, view in self.service.cameras.items():
+                key = (view.map, view.fixed_range)
+                if views_sent.get(name) != key:
+                    channel.send(msgpack.packb(view.view_message()))
+                    views_sent[name] = key
+            channel.send(msgpack.packb(self.status_message()))
+            self._status_wakeup.clear()
+            try:
+                await asyncio.wait_for(self._status_wakeup.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+
+    def _on_control(self, data: bytes | str) -> None:
+        async def reply() -> None:
+            response = await self.control.handle(data)
+            if self.channels["control"].readyState == "open":
+                self.channels["control"].send(response)
+            if self.control.accepted:
+                self._status_wakeup.set()
+        task = asyncio.create_task(reply())
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+    # -- teardown --------------------------------------------------------------------------
+    async def closed(self) -> None:
+        await self._closed.wait()
+
+    async def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self.readings_sub.close()
+        for unlisten in self._unlisten:
+            try:
+                unlisten()
+            except ValueError:
+                pass
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for track in self._tracks:
+            track.stop()
+        await self.pc.close()
+        self.service.viewer_closed(self)

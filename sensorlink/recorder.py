@@ -1,0 +1,375 @@
+"""The recorder sink: hub events → MCAP files (zstd chunks, indexed), next to the sensors.
+
+It subscribes to the hub with a deep queue and writes from one worker thread, so neither a slow
+disk (an SD card stalls for hundreds of milliseconds) nor compression ever blocks the event loop
+the drivers and viewers run on. Crash safety comes from cutting a chunk at least every
+``chunk_seconds`` (and every ``chunk_bytes``) and flushing it to the OS: a process killed at any
+moment leaves a file readable up to its last complete chunk. Write errors (disk full) end the
+recording, are reported in :meth:`Recorder.status` and never reach the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime
+import io
+import json
+import logging
+import os
+import platform
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import mcap
+from mcap.writer import CompressionType, Writer
+
+import sensorlink
+from sensorlink import mcap_messages as mm
+from sensorlink.errors import RecordingError
+from sensorlink.hub import Event, Hub, Subscription
+from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
+from sensorlink.status import SensorStatus
+
+log = logging.getLogger(__name__)
+
+SESSION_METADATA = "sensorlink.session"
+SUMMARY_METADATA = "sensorlink.summary"
+_SAMPLE_TYPES = (ThermalFrame, AudioBlock, Reading)
+
+
+class _CountingStream:
+    """What the MCAP writer writes to: counts bytes so ``tell`` needs no seekable file."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self.raw.write(data)
+        self.count += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.count
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def _default_opener(path: Path) -> IO[bytes]:
+    return open(path, "xb")  # "x": never overwrite a recording
+
+
+class _McapFile:
+    """One open MCAP file; used only from the recorder's worker thread."""
+
+    def __init__(self, path: Path, raw: IO[bytes], chunk_bytes: int) -> None:
+        self.path = path
+        self.stream = _CountingStream(raw)
+        # The writer's own size bound is a backstop: we cut chunks ourselves so that we know
+        # exactly which samples are safely on disk.
+        self.writer = Writer(self.stream, chunk_size=max(chunk_bytes * 4, 1 << 20),
+                             compression=CompressionType.ZSTD)
+        self.schemas: dict[str, int] = {}
+        self.channels: dict[tuple[str, str], int] = {}
+        self.opened_mono = time.monotonic()
+        self.last_flush_mono = self.opened_mono
+        self.unflushed_bytes = 0
+        self.unflushed_samples = 0
+
+    def channel(self, msg: mm.EncodedMessage) -> int:
+        key = (msg.topic, msg.schema)
+        cid = self.channels.get(key)
+        if cid is None:
+            sid = self.schemas.get(msg.schema)
+            if sid is None:
+                sid = self.writer.register_schema(msg.schema, mm.SCHEMA_ENCODING,
+                                                  mm.schema_bytes(msg.schema))
+                self.schemas[msg.schema] = sid
+            cid = self.writer.register_channel(msg.topic, mm.MESSAGE_ENCODING, sid,
+                                               msg.channel_metadata)
+            self.channels[key] = cid
+        return cid
+
+
+class Recorder:
+    """Records everything the hub carries, plus control actions, into ``directory``."""
+
+    def __init__(self, hub: Hub, directory: str | Path, *, session: dict[str, Any],
+                 roll_bytes: int | None = None, roll_seconds: float | None = None,
+                 queue_size: int = 200_000, prefix: str = "sensorlink",
+                 chunk_bytes: int = 1 << 20, chunk_seconds: float = 1.0,
+                 opener: Callable[[Path], IO[bytes]] | None = None,
+                 fsync: bool = True) -> None:
+        if roll_bytes is not None and roll_bytes <= 0:
+            raise RecordingError("roll_bytes must be positive")
+        if roll_seconds is not None and roll_seconds <= 0:
+            raise RecordingError("roll_seconds must be positive")
+        self.hub = hub
+        self.directory = Path(directory)
+        self.session = dict(session)
+        self.roll_bytes = roll_bytes
+        self.roll_seconds = roll_seconds
+        self.queue_size = queue_size
+        self.prefix = prefix
+        self.chunk_bytes = chunk_bytes
+        self.chunk_seconds = chunk_seconds
+        self._opener = opener or _default_opener
+        self._fsync = fsync
+        self.files: list[Path] = []
+        #: samples and chunks known to be on disk (handed to the OS) in complete chunks
+        self.samples_flushed = 0
+        self.chunks_written = 0
+        self._samples = 0
+        self._bytes_closed = 0
+        self._discarded = 0
+        self._error: str | None = None
+        self._file: _McapFile | None = None
+        self._sub: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._controls: deque[mm.ControlRecord] = deque()
+        # Latest description/state per sensor, written again at the top of each rolled file.
+        self._infos: dict[str, SensorInfo] = {}
+        self._statuses: dict[str, SensorStatus] = {}
+        self._active = False
+
+    # -- public API ------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    @property
+    def path(self) -> Path | None:
+        return self.files[-1] if self.files else None
+
+    def status(self) -> dict[str, Any]:
+        current = self._file.stream.count if self._file is not None else 0
+        return {"active": self._active, "path": str(self.path) if self.path else None,
+                "bytes": self._bytes_closed + current, "samples": self._samples,
+                "dropped": (self._sub.dropped if self._sub else 0) + self._discarded,
+                "error": self._error}
+
+    def log_control(self, message: dict[str, Any], *, viewer: str) -> None:
+        if self._active:
+            self._controls.append(mm.ControlRecord(viewer, dict(message), time.time_ns()))
+
+    async def start(self) -> None:
+        if self._active:
+            raise RecordingError(f"already recording to {self.path}")
+        self._error = None
+        self._sub = self.hub.subscribe("recorder", maxsize=self.queue_size)
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="recorder")
+        self._infos = dict(self.hub.sensors)
+        self._statuses = dict(self.hub.statuses)
+        try:
+            await self._run(self._open_file, None)
+        except OSError as exc:
+            self._sub.close()
+            self._executor.shutdown(wait=False)
+            self._error = f"cannot create a recording in {self.directory}: {exc}"
+            raise RecordingError(self._error) from exc
+        self._active = True
+        self._task = asyncio.create_task(self._drain(), name="recorder")
+        log.info("recording to %s", self.path)
+
+    async def stop(self) -> None:
+        """Write what is queued, then the summary and index; safe to call twice."""
+        if self._task is None:
+            return
+        if self._sub is not None:
+            self._sub.close()  # the drain loop empties the queue, then sees EOF
+        try:
+            await self._task
+        finally:
+            self._task = None
+            self._active = False
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+        log.info("recording stopped: %s", self.status())
+
+    # -- event-loop side -------------------------------------------------------------------
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _drain(self) -> None:
+        sub = self._sub
+        assert sub is not None
+        tick = max(min(self.chunk_seconds, 0.25), 0.01)
+        done = False
+        while not done and self._file is not None:
+            batch: list[Event | mm.ControlRecord] = []
+            try:
+                # Wakes at least every tick so idle chunks, controls and rollover still happen.
+                batch.append(await asyncio.wait_for(sub.get(), tick))
+            except TimeoutError:
+                pass
+            except EOFError:
+                done = True
+            batch.extend(sub.get_nowait(10_000))
+            while self._controls:
+                batch.append(self._controls.popleft())
+            seen_ns = time.time_ns()
+            try:
+                await self._run(self._write_batch, batch, seen_ns)
+            except Exception as exc:  # a bug must not kill the live stream either
+                log.exception("recorder failed")
+                self._fail(f"recorder failed: {exc!r}")
+        if self._file is not None:
+            await self._run(self._close_file, "stopped")
+        else:
+            sub.close()  # failed: stop queueing for a recorder that no longer writes
+            self._active = False
+
+    # -- worker-thread side ----------------------------------------------------------------
+    def _fail(self, error: str) -> None:
+        self._error = error
+        log.error("recording stopped: %s", error)
+        f, self._file = self._file, None
+        if f is not None:
+            self._bytes_closed += f.stream.count
+            try:
+                f.stream.close()
+            except OSError:
+                pass  # the same error again; the file stays readable up to its last chunk
+
+    def _open_file(self, previous: Path | None) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        stem = f"{self.prefix}-{now:%Y%m%dT%H%M%SZ}"
+        path = self.directory / f"{stem}.mcap"
+        n = 1
+        while path.exists():
+            n += 1
+            path = self.directory / f"{stem}-{n}.mcap"
+        raw = self._opener(path)
+        f = _McapFile(path, raw, self.chunk_bytes)
+        self._file = f
+        self.files.append(path)
+        start_ns = time.time_ns()
+        f.writer.start(profile="", library=f"sensorlink {sensorlink.__version__}, "
+                                           f"mcap {mcap.__version__}")
+        f.writer.add_metadata(SESSION_METADATA, {
+            "session": json.dumps(self.session, default=str, ensure_ascii=False),
+            "host": socket.gethostname(), "version": sensorlink.__version__,
+            "python": platform.python_version(),
+            "start_time": now.isoformat(), "start_time_ns": str(start_ns),
+            "part": str(len(self.files)), "previous": previous.name if previous else "",
+        })
+        for info in self._infos.values():
+            self._write(mm.encode(info, start_ns))
+        for status in self._statuses.values():
+            self._write(mm.encode(status, start_ns))
+        self._flush_chunk()
+
+    def _close_file(self, reason: str) -> None:
+        f = self._file
+        if f is None:
+            return
+        try:
+            self._flush_chunk()
+            f.writer.add_metadata(SUMMARY_METADATA, {
+                "reason": reason, "stop_time_ns": str(time.time_ns()),
+                "samples": str(self._samples), "dropped": str(self.status()["dropped"])})
+            f.writer.finish()
+            f.stream.flush()
+            self._sync(f)
+            f.stream.close()
+        except OSError as exc:
+            self._fail(f"{f.path}: {exc.strerror or exc}")
+            return
+        self._bytes_closed += f.stream.count
+        self._file = None
+
+    def _write_batch(self, batch: list[Event | mm.ControlRecord], seen_ns: int) -> None:
+        if self._file is None:
+            self._discarded += sum(isinstance(e, _SAMPLE_TYPES) for e in batch)
+            return
+        try:
+            for event in batch:
+                if self._file is None:
+                    self._discarded += isinstance(event, _SAMPLE_TYPES)
+                    continue
+                self._write_event(event, seen_ns)
+            f = self._file
+            if f is not None and time.monotonic() - f.last_flush_mono >= self.chunk_seconds:
+                self._flush_chunk()
+            self._maybe_roll()
+        except OSError as exc:
+            path = self._file.path if self._file else self.directory
+            self._fail(f"{path}: {exc.strerror or exc}")
+
+    def _write_event(self, event: Event | mm.ControlRecord, seen_ns: int) -> None:
+        f = self._file
+        assert f is not None
+        if isinstance(event, SensorInfo):
+            self._infos[event.name] = event
+            msg = mm.encode(event, seen_ns)
+        elif isinstance(event, SensorStatus):
+            self._statuses[event.sensor] = event
+            msg = mm.encode(event)
+        else:
+            try:
+                msg = mm.encode(event)
+            except (TypeError, ValueError) as exc:
+                self._discarded += 1
+                log.warning("recorder skipped an event it cannot encode: %r", exc)
+                return
+        self._write(msg)
+        if isinstance(event, _SAMPLE_TYPES):
+            self._samples += 1
+            f.unflushed_samples += 1
+        if f.unflushed_bytes >= self.chunk_bytes:
+            self._flush_chunk()
+
+    def _write(self, msg: mm.EncodedMessage) -> None:
+        f = self._file
+        assert f is not None
+        f.writer.add_message(f.channel(msg), msg.log_time, msg.data, msg.log_time, msg.sequence)
+        f.unflushed_bytes += len(msg.data) + 31  # + the message record's own header
+
+    def _flush_chunk(self) -> None:
+        f = self._file
+        assert f is not None
+        f.writer.flush()  # finishes the chunk and its message indexes, flushes the stream
+        self._sync(f)
+        f.last_flush_mono = time.monotonic()
+        if f.unflushed_bytes:
+            self.chunks_written += 1
+        self.samples_flushed += f.unflushed_samples
+        f.unflushed_bytes = f.unflushed_samples = 0
+
+    def _sync(self, f: _McapFile) -> None:
+        # fsync protects against power loss (not only a killed process); it runs in the
+        # worker thread, so a slow card delays the file, never the live stream.
+        if not self._fsync:
+            return
+        try:
+            fd = f.stream.raw.fileno()
+        except (AttributeError, io.UnsupportedOperation):
+            return  # not a real file (an injected stream)
+        os.fsync(fd)
+
+    def _maybe_roll(self) -> None:
+        f = self._file
+        if f is None:
+            return
+        too_big = self.roll_bytes is not None and f.stream.count >= self.roll_bytes
+        too_old = (self.roll_seconds is not None
+                   and time.monotonic() - f.opened_mono >= self.roll_seconds)
+        if not (too_big or too_old):
+            return
+        old = f.path
+        self._close_file("rolled over")  # the next file names this one as "previous"
+        if self._file is None and self._error is None:
+            self._open_file(old)
+            log.info("recording rolled over to %s", self.path)

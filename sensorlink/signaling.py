@@ -1,0 +1,220 @@
+"""The signaling and dashboard server (websockets): serves the dashboard's own files, and on
+``/ws`` authenticates a viewer by token and exchanges offer/answer for its peer connection.
+
+It serves nothing but the files shipped in ``sensorlink/web`` and the wire schemas: paths are
+resolved and must stay inside those folders. Tokens are compared in constant time; repeated
+failures from one address are refused for a while and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hmac
+import json
+import logging
+import mimetypes
+import time
+import urllib.parse
+from http import HTTPStatus
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+import sensorlink
+from sensorlink.errors import MessageError, SensorlinkError
+from sensorlink.wire import MAX_SIGNALING_BYTES, validate
+
+if TYPE_CHECKING:
+    from sensorlink.service import Service
+
+log = logging.getLogger(__name__)
+
+AUTH_TIMEOUT_S = 10.0
+FAILED_AUTH_LIMIT = 5          # failures per address ...
+FAILED_AUTH_WINDOW_S = 60.0    # ... within this window lock the address out for the window
+REFUSED = 4401                 # websocket close code for a refused token
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self' "
+                                "'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' "
+                                "blob: mediastream:; connect-src 'self' ws: wss:; "
+                                "frame-ancestors 'none'"),
+}
+mimetypes.add_type("text/javascript", ".js")
+mimetypes.add_type("text/javascript", ".mjs")
+mimetypes.add_type("application/json", ".json")
+
+
+def static_roots() -> dict[str, Path]:
+    """URL prefix → folder. Only these folders are ever read."""
+    web = Path(str(resources.files("sensorlink.web")))
+    schemas = Path(str(resources.files("sensorlink.schemas")))
+    return {"/schemas/": schemas.resolve(), "/": web.resolve()}
+
+
+def resolve_static(path: str, roots: dict[str, Path]) -> Path | None:
+    """The file a URL path names, or None when it is not one of ours (traversal included)."""
+    path = urllib.parse.unquote(path.split("?", 1)[0].split("#", 1)[0])
+    if "\x00" in path or "\\" in path:
+        return None
+    if path == "/":
+        path = "/index.html"
+    for prefix, root in roots.items():
+        if path.startswith(prefix):
+            relative = path[len(prefix):]
+            if not relative or any(part in ("..", "") or part.startswith(".")
+                                   for part in relative.split("/")):
+                return None
+            candidate = (root / relative).resolve()
+            if candidate.is_relative_to(root) and candidate.is_file() \
+                    and candidate.suffix != ".py" and "__pycache__" not in candidate.parts:
+                return candidate
+            return None
+    return None
+
+
+class AuthThrottle:
+    """Remembers failed token attempts per address."""
+
+    def __init__(self, limit: int = FAILED_AUTH_LIMIT, window_s: float = FAILED_AUTH_WINDOW_S) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._failures: dict[str, collections.deque[float]] = {}
+
+    def _recent(self, address: str) -> collections.deque[float]:
+        times = self._failures.setdefault(address, collections.deque())
+        while times and time.monotonic() - times[0] > self.window_s:
+            times.popleft()
+        return times
+
+    def locked(self, address: str) -> bool:
+        return len(self._recent(address)) >= self.limit
+
+    def failed(self, address: str) -> None:
+        self._recent(address).append(time.monotonic())
+
+
+class SignalingServer:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.throttle = AuthThrottle()
+        self.roots = static_roots()
+        self.refused = 0
+        self._server: Server | None = None
+
+    async def start(self, host: str, port: int, ssl: Any = None) -> tuple[str, int]:
+        self._server = await serve(self._handle, host, port, process_request=self._http,
+                                   max_size=MAX_SIGNALING_BYTES, ssl=ssl,
+                                   server_header=f"sensorlink/{sensorlink.__version__}")
+        sock = self._server.sockets[0]
+        bound = sock.getsockname()
+        return bound[0], bound[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    # -- HTTP: the dashboard's files -------------------------------------------------------
+    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.path.split("?", 1)[0] == "/ws":
+            return None  # go on with the websocket handshake
+        file = resolve_static(request.path, self.roots)
+        if file is None:
+            return self._response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+        content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        if content_type.startswith("text/") or content_type == "application/json":
+            content_type += "; charset=utf-8"
+        return self._response(HTTPStatus.OK, file.read_bytes(), content_type)
+
+    @staticmethod
+    def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
+        headers = Headers({"Content-Type": content_type, "Content-Length": str(len(body)),
+                           **SECURITY_HEADERS})
+        return Response(status.value, status.phrase, headers, body)
+
+    # -- websocket: signaling --------------------------------------------------------------
+    async def _send(self, ws: ServerConnection, message: dict[str, Any]) -> None:
+        await ws.send(json.dumps(message))
+
+    async def _receive(self, ws: ServerConnection, timeout: float | None = None) -> dict[str, Any]:
+        raw = await asyncio.wait_for(ws.recv(), timeout) if timeout else await ws.recv()
+        try:
+            message = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MessageError("not valid JSON") from exc
+        validate("signaling", message)
+        return message
+
+    async def _refuse(self, ws: ServerConnection, reason: str) -> None:
+        self.refused += 1
+        try:
+            await self._send(ws, {"type": "refused", "reason": reason})
+            await ws.close(REFUSED, reason[:120])
+        except ConnectionClosed:
+            pass
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        address = str(ws.remote_address[0]) if ws.remote_address else "?"
+        if self.throttle.locked(address):
+            log.warning("signaling: %s locked out after repeated wrong tokens", address)
+            await self._refuse(ws, "too many failed attempts; try again later")
+            return
+        try:
+            auth = await self._receive(ws, AUTH_TIMEOUT_S)
+        except (TimeoutError, MessageError, ConnectionClosed) as exc:
+            await self._refuse(ws, f"expected an auth message first ({exc or 'timeout'})")
+            return
+        if auth["type"] != "auth":
+            await self._refuse(ws, "expected an auth message first")
+            return
+        role = self.service.role_for(auth["token"])
+        if role is None:
+            self.throttle.failed(address)
+            log.warning("signaling: wrong token from %s", address)
+            await self._refuse(ws, "wrong token: open the URL that sensorlink printed "
+                                   "(it ends in #token=...)")
+            return
+        await self._send(ws, self.service.hello(role))
+        session = None
+        try:
+            while True:
+                try:
+                    message = await self._receive(ws)
+                except MessageError as exc:
+                    await self._send(ws, {"type": "error", "id": None, "error": str(exc),
+                                          "field": exc.field})
+                    continue
+                if message["type"] != "offer":
+                    await self._send(ws, {"type": "error", "id": None, "field": "type",
+                                          "error": f"unexpected {message['type']!r}; send an offer"})
+                    continue
+                if session is not None:
+                    await session.close()  # a new offer replaces the old connection
+                session = self.service.new_viewer(role=role, remote=address)
+                try:
+                    sdp, tracks = await session.answer(message["sdp"])
+                except SensorlinkError as exc:
+                    await self._send(ws, {"type": "error", "id": None, "error": str(exc),
+                                          "field": "sdp"})
+                    await session.close()
+                    session = None
+                    continue
+                await self._send(ws, {"type": "answer", "sdp": sdp, "tracks": tracks})
+        except ConnectionClosed:
+            pass
+        finally:
+            if session is not None:
+                await session.close()
+
+
+def constant_time_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))

@@ -1,0 +1,282 @@
+"""A headless viewer: connects like the dashboard does and reports what arrives.
+
+Used by ``sensorlink view`` (one JSON line per readings batch, frame and status, plus video and
+audio frame counts) and by tests and benchmarks that need a real remote peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+import numpy as np
+import websockets
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from sensorlink.config import IceServer
+from sensorlink.errors import MessageError, SignalingError
+from sensorlink.ice import is_loopback, restrict_host_candidates_to_loopback, rtc_configuration
+from sensorlink.runner import Backoff
+from sensorlink.wire import FrameAssembler, decode_message, validate
+
+log = logging.getLogger(__name__)
+
+
+class Refused(SignalingError):
+    """The service refused us (wrong token, locked out): retrying will not help."""
+
+
+def signaling_url(url: str) -> tuple[str, str | None]:
+    """Dashboard URL (http://host:port/#token=T) → (ws://host:port/ws, token or None)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https", "ws", "wss"):
+        raise SignalingError(f"expected an http(s):// or ws(s):// URL, got {url!r}")
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    token = urllib.parse.parse_qs(parts.fragment).get("token", [None])[0]
+    return urllib.parse.urlunsplit((scheme, parts.netloc, "/ws", "", "")), token
+
+
+class Viewer:
+    def __init__(self, url: str, token: str | None = None, *,
+                 on_event: Callable[[dict[str, Any]], None] | None = None,
+                 ice_servers: list[IceServer] | None = None, keep_video: bool = False,
+                 validate_messages: bool = True) -> None:
+        self.ws_url, url_token = signaling_url(url)
+        self.token = token or url_token
+        if not self.token:
+            raise SignalingError("no token: pass --token or a URL ending in #token=...")
+        self.on_event = on_event or (lambda event: None)
+        self.ice_servers = ice_servers or []
+        self.keep_video = keep_video
+        self.validate_messages = validate_messages
+        self.hello: dict[str, Any] = {}
+        self.tracks: dict[str, str] = {}
+        self.video_frames: Counter[str] = Counter()
+        self.audio_frames: Counter[str] = Counter()
+        self.last_video: dict[str, np.ndarray] = {}
+        self.last_frames: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
+        self.last_status: dict[str, Any] = {}
+        self.readings = 0
+        self.frames = 0
+        self.seq_gaps = 0
+        self.invalid = 0
+        self.connections = 0
+        self.last_seq: dict[str, int] = {}
+        self.connected = asyncio.Event()
+        self._assembler = FrameAssembler()
+        self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._pc: RTCPeerConnection | None = None
+        self._control: Any = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        host = urllib.parse.urlsplit(self.ws_url).hostname or ""
+        if is_loopback(host):
+            restrict_host_candidates_to_loopback()
+
+    # -- one connection --------------------------------------------------------------------
+    async def _session(self, lost: asyncio.Event) -> None:
+        async with websockets.connect(self.ws_url, max_size=2**20, open_timeout=10) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": self.token, "client": "sensorlink view"}))
+            hello = json.loads(await ws.recv())
+            if hello.get("type") == "refused":
+                raise Refused(hello.get("reason", "refused"))
+            validate("signaling", hello)
+            self.hello = hello
+            self.on_event({"event": "hello", "role": hello["role"], "replay": hello["replay"],
+                           "sensors": [s["name"] for s in hello["sensors"]]})
+            pc = self._pc = RTCPeerConnection(rtc_configuration(self.ice_servers))
+            ids = hello["channels"]
+            channels = {
+                "readings": pc.createDataChannel("readings", negotiated=True, id=ids["readings"]),
+                "frames": pc.createDataChannel("frames", negotiated=True, id=ids["frames"],
+                                               ordered=False, maxRetransmits=0),
+                "control": pc.createDataChannel("control", negotiated=True, id=ids["control"]),
+                "status": pc.createDataChannel("status", negotiated=True, id=ids["status"]),
+            }
+            self._control = channels["control"]
+            for channel in channels.values():
+                channel.on("message", self._on_message)
+            for sensor in hello["sensors"]:
+                if sensor["kind"] == "thermal":
+                    pc.addTransceiver("video", direction="recvonly")
+                elif sensor["kind"] == "microphone":
+                    pc.addTransceiver("audio", direction="recvonly")
+
+            @pc.on("track")
+            def on_track(track: Any) -> None:
+                self._tasks.append(asyncio.create_task(self._consume(track)))
+
+            @pc.on("connectionstatechange")
+            def on_state() -> None:
+                if pc.connectionState == "connected":
+                    self.connections += 1
+                    self.connected.set()
+                    self.on_event({"event": "connected", "connections": self.connections})
+                elif pc.connectionState in ("failed", "closed", "disconnected"):
+                    lost.set()
+
+            await pc.setLocalDescription(await pc.createOffer())
+            await ws.send(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp}))
+            while True:
+                answer = json.loads(await ws.recv())
+                if answer.get("type") == "answer":
+                    break
+                if answer.get("type") == "error":
+                    raise SignalingError(f"service refused the offer: {answer.get('error')}")
+            self.tracks = answer["tracks"]
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+            closed = asyncio.create_task(ws.wait_closed())
+            lost_wait = asyncio.create_task(lost.wait())
+            await asyncio.wait({closed, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (closed, lost_wait):
+                task.cancel()
+
+    async def _teardown(self) -> None:
+        self.connected.clear()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for future in self._replies.values():
+            if not future.done():
+                future.set_exception(ConnectionError("connection lost"))
+        self._replies.clear()
+        if self._pc is not None:
+            await self._pc.close()
+            self._pc = None
+
+    async def run(self, duration: float | None = None, *, reconnect: bool = True) -> None:
+        """Stay connected (reconnecting with backoff) for ``duration`` seconds, or forever."""
+        deadline = None if duration is None else time.monotonic() + duration
+        backoff = Backoff(initial=0.5, ceiling=5.0)
+        while True:
+            lost = asyncio.Event()
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return
+            reason = "connection closed"
+            try:
+                await asyncio.wait_for(self._session(lost), remaining)
+            except TimeoutError:
+                return
+            except Refused:
+                raise
+            except (OSError, websockets.exceptions.WebSocketException, SignalingError) as exc:
+                reason = str(exc) or type(exc).__name__
+            finally:
+                await self._teardown()
+            if not reconnect:
+                raise SignalingError(reason)
+            delay = backoff.next()
+            self.on_event({"event": "disconnected", "reason": reason, "retry_s": delay})
+            await asyncio.sleep(delay)
+
+    # -- what arrives ----------------------------------------------------------------------
+    async def _consume(self, track: Any) -> None:
+        sensor = None
+        if self._pc is not None:
+            for transceiver in self._pc.getTransceivers():
+                if transceiver.receiver.track is track:
+                    sensor = self.tracks.get(transceiver.mid, transceiver.mid)
+        sensor = sensor or track.kind
+        try:
+            while True:
+                frame = await track.recv()
+                if track.kind == "video":
+                    self.video_frames[sensor] += 1
+                    if self.keep_video:
+                        self.last_video[sensor] = frame.to_ndarray(format="rgb24")
+                else:
+                    self.audio_frames[sensor] += 1
+        except MediaStreamError:
+            pass
+
+    def _on_message(self, data: bytes | str) -> None:
+        try:
+            message = decode_message(data) if self.validate_messages else msgpack.unpackb(data)
+        except (MessageError, ValueError, msgpack.UnpackException) as exc:
+            self.invalid += 1
+            self.on_event({"event": "invalid", "error": str(exc)})
+            return
+        kind = message["type"]
+        if kind == "readings":
+            rows = message["readings"]
+            self.readings += len(rows)
+            for stream, seq, *_ in rows:
+                last = self.last_seq.get(stream)
+                if last is not None and seq != last + 1 and seq > last:
+                    self.seq_gaps += seq - last - 1
+                self.last_seq[stream] = seq
+            self.on_event({"event": "readings", "count": len(rows), "received_ns": time.time_ns(),
+                           "readings": rows})
+        elif kind == "frame":
+            done = self._assembler.add(message)
+            if done is not None:
+                meta, celsius = done
+                self.frames += 1
+                self.last_frames[meta["sensor"]] = (meta, celsius)
+                self.on_event({"event": "frame", "sensor": meta["sensor"], "seq": meta["seq"],
+                               "t_wall_ns": meta["t_wall_ns"], "received_ns": time.time_ns(),
+                               "width": meta["width"], "height": meta["height"],
+                               "min_c": round(float(np.min(celsius)), 2),
+                               "max_c": round(float(np.max(celsius)), 2)})
+        elif kind in ("reply", "error"):
+            future = self._replies.pop(message.get("id"), None)
+            if future is not None and not future.done():
+                future.set_result(message)
+            self.on_event({"event": kind, **{k: v for k, v in message.items() if k != "type"}})
+        elif kind == "status":
+            self.last_status = message
+            self.on_event({"event": "status", "sensors": message["sensors"],
+                           "viewer": message.get("viewer"), "beams": message.get("beams"),
+                           "recording": message.get("recording"), "replay": message.get("replay")})
+        elif kind == "view":
+            self.on_event({"event": "view", "sensor": message["sensor"], "map": message["map"],
+                           "auto": message["auto"], "range": message["range"]})
+
+    async def control(self, message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+        """Send a control message (an id is added) and wait for its reply or error."""
+        await asyncio.wait_for(self.connected.wait(), timeout)
+        msg_id = message.get("id", next(self._ids))
+        message = {**message, "id": msg_id}
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._replies[msg_id] = future
+        self._control.send(msgpack.packb(message))
+        return await asyncio.wait_for(future, timeout)
+
+    async def send_raw_control(self, data: bytes) -> None:
+        await asyncio.wait_for(self.connected.wait(), 10)
+        self._control.send(data)
+
+    def media_counts(self) -> dict[str, Any]:
+        return {"event": "media", "video_frames": dict(self.video_frames),
+                "audio_frames": dict(self.audio_frames), "readings": self.readings,
+                "frames": self.frames, "seq_gaps": self.seq_gaps, "invalid": self.invalid}
+
+
+@contextlib.asynccontextmanager
+async def connected_viewer(url: str, token: str | None = None, **kwargs: Any) -> Any:
+    """A Viewer running in the background for the duration of the ``async with``."""
+    viewer = Viewer(url, token, **kwargs)
+    task = asyncio.create_task(viewer.run())
+    try:
+        waiter = asyncio.create_task(viewer.connected.wait())
+        done, _ = await asyncio.wait({waiter, task}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()  # raises why it ended
+        if waiter not in done:
+            raise SignalingError("viewer did not connect within 30 s")
+        yield viewer
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

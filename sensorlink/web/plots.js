@@ -1,0 +1,148 @@
+// Live plots of the temperature probes: one uPlot chart per probe sensor, one series per stream,
+// a rolling window, and the latest value of every stream beside it.
+
+import uPlot from "./vendor/uplot/uPlot.esm.js";
+import { el } from "./dom.js";
+
+export const PALETTE = ["#4dabff", "#ffb020", "#3ddc97", "#ff6b81", "#b794f6", "#5ee7df",
+                        "#f6e05e", "#f687b3", "#a0aec0", "#f56565"];
+const WINDOW_S = 120;
+const MAX_ROWS = 20000;
+
+export class ProbePlot {
+  constructor(parent, sensor) {
+    this.sensor = sensor.name;
+    this.streams = Object.keys(sensor.meta?.streams ?? {}).sort(naturalOrder);
+    this.units = Object.fromEntries(this.streams.map((s) => [s, sensor.meta.streams[s].unit ?? ""]));
+    this.t = [];
+    this.cols = this.streams.map(() => []);
+    this.updates = 0;
+    this.points = 0;
+    this.suspect = 0;
+    this.last = {};
+    this.chips = el("div", { class: "chips" });
+    this.host = el("div", { class: "plot-host", "data-testid": `plot-${this.sensor}` });
+    this.root = el("section", { class: "panel probes", "data-sensor": this.sensor },
+      el("header", { class: "panel-head" },
+        el("h2", {}, el("span", { class: "kind-dot probe" }), this.sensor,
+          el("span", { class: "sub" }, `${sensor.driver} · ${this.streams.length} channels · last ${WINDOW_S / 60} min`))),
+      this.chips, this.host);
+    parent.append(this.root);
+    this.buildChips();
+    this.buildPlot();
+    new ResizeObserver(() => this.fit()).observe(this.host);
+  }
+
+  buildChips() {
+    this.chipValues = {};
+    this.chips.replaceChildren(...this.streams.map((s, i) => {
+      this.chipValues[s] = el("span", { class: "chip-v", "data-testid": `probe-${this.sensor}/${s}` }, "—");
+      return el("span", { class: "chip" },
+        el("i", { style: `background:${PALETTE[i % PALETTE.length]}` }), s, this.chipValues[s]);
+    }));
+  }
+
+  buildPlot() {
+    if (this.plot) this.plot.destroy();
+    const axis = { stroke: "#8b96a5", grid: { stroke: "rgba(255,255,255,0.06)", width: 1 },
+                   ticks: { stroke: "rgba(255,255,255,0.12)", width: 1 },
+                   font: "11px system-ui, sans-serif" };
+    const unit = this.units[this.streams[0]] ?? "";
+    const opts = {
+      width: Math.max(200, this.host.clientWidth),
+      height: 210,
+      legend: { show: false },
+      cursor: { drag: { x: false, y: false }, points: { size: 6 } },
+      scales: { x: { time: true }, y: { auto: true } },
+      axes: [
+        { ...axis },
+        { ...axis, size: 56, values: (u, vals) => vals.map((v) => `${v.toFixed(1)}${unit ? " " + unit : ""}`) },
+      ],
+      series: [{}, ...this.streams.map((s, i) => ({
+        label: s, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: true,
+        points: { show: false },
+      }))],
+    };
+    this.plot = new uPlot(opts, [this.t, ...this.cols], this.host);
+  }
+
+  fit() {
+    if (this.plot && this.host.clientWidth > 0) {
+      this.plot.setSize({ width: this.host.clientWidth, height: 210 });
+    }
+  }
+
+  /** Rows [stream, seq, t_wall_ns, value, unit, quality] of this sensor. */
+  add(rows) {
+    let added = false;
+    for (const [stream, , tNs, value, unit, quality] of rows) {
+      const ch = stream.slice(this.sensor.length + 1);
+      let idx = this.streams.indexOf(ch);
+      if (idx < 0) {
+        this.streams.push(ch);
+        this.units[ch] = unit;
+        this.cols.push(this.t.map(() => null));
+        this.buildChips();
+        this.rebuild = true;
+        idx = this.streams.length - 1;
+      }
+      const t = tNs / 1e9;
+      const n = this.t.length;
+      if (n === 0 || t > this.t[n - 1]) {
+        this.t.push(t);
+        for (const c of this.cols) c.push(null);
+      }
+      // A reading older than the newest row (rare, a late batch) goes to the newest row.
+      this.cols[idx][this.t.length - 1] = value;
+      this.last[ch] = { value, unit, quality };
+      if (quality !== "ok") this.suspect++;
+      this.points++;
+      added = true;
+    }
+    if (!added) return;
+    const cut = this.t[this.t.length - 1] - WINDOW_S;
+    let drop = 0;
+    while (drop < this.t.length && (this.t[drop] < cut || this.t.length - drop > MAX_ROWS)) drop++;
+    if (drop) {
+      this.t.splice(0, drop);
+      for (const c of this.cols) c.splice(0, drop);
+    }
+    this.schedule();
+  }
+
+  schedule() {
+    if (this.rafPending) return;
+    this.rafPending = true;
+    requestAnimationFrame(() => {
+      this.rafPending = false;
+      if (this.rebuild) {
+        this.rebuild = false;
+        this.buildPlot();
+      } else {
+        this.plot.setData([this.t, ...this.cols]);
+      }
+      this.updates++;
+      for (const [ch, { value, unit, quality }] of Object.entries(this.last)) {
+        const chip = this.chipValues[ch];
+        if (!chip) continue;
+        chip.textContent = `${value.toFixed(2)} ${unit}`;
+        chip.classList.toggle("suspect", quality !== "ok");
+        chip.title = quality === "ok" ? "" : `quality: ${quality}`;
+      }
+    });
+  }
+
+  reset() {
+    // Keep the history across a reconnect: the gap itself shows that the link was down.
+  }
+
+  snapshot() {
+    return { streams: [...this.streams], rows: this.t.length, points: this.points,
+             updates: this.updates, suspect: this.suspect,
+             last: Object.fromEntries(Object.entries(this.last).map(([k, v]) => [k, v.value])) };
+  }
+}
+
+function naturalOrder(a, b) {
+  return a.localeCompare(b, undefined, { numeric: true });
+}

@@ -1,0 +1,96 @@
+// The status panel: this viewer's link (state, latency, drops, message counts) and one row per
+// sensor with its driver state, sample rate, counters and last error, as the service reports them.
+
+import { el, fmtRate } from "./dom.js";
+
+const STATE_CLASS = { connected: "ok", starting: "warn", reconnecting: "warn", failed: "bad", stopped: "idle" };
+
+export class StatusPanel {
+  constructor(parent) {
+    this.rows = new Map();
+    this.sensors = {};
+    this.viewer = {};
+    this.lastStatusAt = null;
+    this.link = {};
+    const kv = (key, label, title = "") => {
+      this.link[key] = el("span", { class: "v", "data-testid": `link-${key}` }, "—");
+      return el("div", { class: "ro", title }, el("span", { class: "k" }, label), this.link[key]);
+    };
+    this.tbody = el("tbody");
+    this.root = el("section", { class: "panel status" },
+      el("header", { class: "panel-head" }, el("h2", {}, "Status")),
+      el("div", { class: "link-grid" },
+        kv("rtt", "Latency (RTT)", "Round trip of a ping over the control data channel"),
+        kv("drops", "Viewer drops", "Samples the service dropped because this viewer could not keep up"),
+        kv("readings", "Readings", "Readings received since the page opened"),
+        kv("frames", "Thermal frames", "Exact °C frames received / video frames shown"),
+        kv("invalid", "Invalid messages", "Messages that broke the schemas and were dropped"),
+        kv("status-age", "Status", "Age of the last status message")),
+      el("table", { class: "sensors" },
+        el("thead", {}, el("tr", {},
+          el("th", {}, "Sensor"), el("th", {}, "State"), el("th", { class: "num" }, "Rate"),
+          el("th", {}, "Counters"), el("th", {}, "Detail"))),
+        this.tbody));
+    parent.append(this.root);
+  }
+
+  setSensors(sensors) {
+    this.rows.clear();
+    this.tbody.replaceChildren();
+    for (const s of sensors) this.row(s.name, s.kind, s.driver);
+  }
+
+  row(name, kind, driver) {
+    let r = this.rows.get(name);
+    if (r) return r;
+    r = {
+      state: el("span", { class: "pill idle", "data-testid": `state-${name}` }, "waiting"),
+      rate: el("td", { class: "num" }, "—"),
+      counters: el("td", { class: "counters" }, "—"),
+      detail: el("td", { class: "detail" }, ""),
+    };
+    this.tbody.append(el("tr", { "data-sensor": name },
+      el("td", {}, el("span", { class: `kind-dot ${kind}` }), el("b", {}, name),
+        el("div", { class: "muted small" }, `${kind}${driver ? " · " + driver : ""}`)),
+      el("td", {}, r.state), r.rate, r.counters, r.detail));
+    this.rows.set(name, r);
+    return r;
+  }
+
+  onStatus(msg) {
+    this.lastStatusAt = performance.now();
+    this.viewer = msg.viewer ?? {};
+    for (const s of msg.sensors) {
+      this.sensors[s.sensor] = s;
+      const r = this.row(s.sensor, s.kind, s.driver);
+      r.state.textContent = s.state;
+      r.state.className = `pill ${STATE_CLASS[s.state] ?? "idle"}`;
+      r.rate.textContent = fmtRate(s.rate_hz);
+      const entries = Object.entries(s.counters);
+      r.counters.replaceChildren(...entries.map(([k, v]) =>
+        el("span", { class: `ctr ${/drop|error|lost|resync|reconnect|timeout/.test(k) && v > 0 ? "warn" : ""}` },
+          `${k.replaceAll("_", " ")} `, el("b", {}, v.toLocaleString()))));
+      if (!entries.length) r.counters.textContent = "—";
+      r.detail.textContent = s.detail || "";
+      r.detail.title = s.detail || "";
+      r.detail.classList.toggle("bad", s.state === "failed" || s.state === "reconnecting");
+    }
+  }
+
+  /** Refresh the link figures (called a few times a second by the app). */
+  tick({ rttMs, counts }) {
+    const l = this.link;
+    l.rtt.textContent = rttMs === null || rttMs === undefined ? "—" : `${rttMs.toFixed(1)} ms`;
+    const drops = Object.values(this.viewer).reduce((a, b) => a + (Number(b) || 0), 0);
+    l.drops.textContent = drops.toLocaleString();
+    l.drops.title = Object.entries(this.viewer).map(([k, v]) => `${k}: ${v}`).join("\n");
+    l.drops.classList.toggle("warn", drops > 0);
+    l.readings.textContent = counts.readings.toLocaleString();
+    l.frames.textContent = `${counts.frames.toLocaleString()} / ${counts.video_frames.toLocaleString()} video`;
+    l.invalid.textContent = counts.invalid.toLocaleString();
+    l.invalid.classList.toggle("bad", counts.invalid > 0);
+    const age = this.lastStatusAt === null ? null : (performance.now() - this.lastStatusAt) / 1000;
+    l["status-age"].textContent = age === null ? "—" : age < 3 ? "current" : `stale (${age.toFixed(0)} s)`;
+    l["status-age"].classList.toggle("warn", age !== null && age >= 3);
+  }
+}

@@ -73,6 +73,7 @@ class Viewer:
         self.connections = 0
         self.last_seq: dict[str, int] = {}
         self.connected = asyncio.Event()
+        self._control_open = asyncio.Event()
         self._assembler = FrameAssembler()
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
@@ -104,6 +105,7 @@ class Viewer:
                 "status": pc.createDataChannel("status", negotiated=True, id=ids["status"]),
             }
             self._control = channels["control"]
+            channels["control"].on("open", self._control_open.set)
             for channel in channels.values():
                 channel.on("message", self._on_message)
             for sensor in hello["sensors"]:
@@ -143,13 +145,13 @@ class Viewer:
 
     async def _teardown(self) -> None:
         self.connected.clear()
+        self._control_open.clear()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         for future in self._replies.values():
-            if not future.done():
-                future.set_exception(ConnectionError("connection lost"))
+            future.cancel()
         self._replies.clear()
         if self._pc is not None:
             await self._pc.close()
@@ -246,7 +248,7 @@ class Viewer:
 
     async def control(self, message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
         """Send a control message (an id is added) and wait for its reply or error."""
-        await asyncio.wait_for(self.connected.wait(), timeout)
+        await asyncio.wait_for(self._control_open.wait(), timeout)
         msg_id = message.get("id", next(self._ids))
         message = {**message, "id": msg_id}
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -255,7 +257,7 @@ class Viewer:
         return await asyncio.wait_for(future, timeout)
 
     async def send_raw_control(self, data: bytes) -> None:
-        await asyncio.wait_for(self.connected.wait(), 10)
+        await asyncio.wait_for(self._control_open.wait(), 10)
         self._control.send(data)
 
     def media_counts(self) -> dict[str, Any]:

@@ -110,8 +110,7 @@ def decode_control(data: bytes | str) -> dict[str, Any]:
         raise MessageError(f"message of {len(data)} bytes refused: the limit is "
                            f"{MAX_CONTROL_BYTES}")
     try:
-        message = msgpack.unpackb(data, raw=False, strict_map_key=True,
-                                  max_buffer_size=MAX_CONTROL_BYTES)
+        message = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types for garbage
         raise MessageError(f"not valid msgpack ({type(exc).__name__})") from exc
     validate("control", message)

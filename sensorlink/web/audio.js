@@ -18,7 +18,10 @@ export class MicrophonePanel {
     this.doa = null;
     this.level = null;
     this.peak = LEVEL_FLOOR_DB;
-    this.beam = undefined; // undefined = not told yet, null = follows the DOA, number = fixed
+    // The beam's current direction as the service reports it (status "beams"; null while it
+    // follows the DOA), and whether it follows the DOA (known from a reply or a null).
+    this.beam = undefined;
+    this.follow = null;
     this.history = [];
     this.hover = null;
     this.blocked = false;
@@ -122,8 +125,11 @@ export class MicrophonePanel {
 
   async steer(angle) {
     try {
-      const result = await this.conn.request("steer", { sensor: this.sensor, angle_deg: angle });
-      this.beam = "angle_deg" in (result || {}) ? result.angle_deg : angle;
+      const result = (await this.conn.request("steer", { sensor: this.sensor, angle_deg: angle })) || {};
+      this.follow = typeof result.follows_doa === "boolean" ? result.follows_doa : angle === null;
+      const fixed = "angle_deg" in result ? result.angle_deg : angle;
+      this.beam = this.follow ? null : fixed;
+      this.lastSteer = { angle, result };
       this.draw();
     } catch (err) {
       this.notify(`${this.sensor}: beam not steered: ${err.message}`, "error");
@@ -149,6 +155,7 @@ export class MicrophonePanel {
   }
 
   onBeam(angle) {
+    if (angle === null) this.follow = true;
     if (angle === this.beam) return;
     this.beam = angle;
     this.schedule();
@@ -164,7 +171,7 @@ export class MicrophonePanel {
   }
 
   get beamAngle() {
-    return this.beam === null || this.beam === undefined ? this.doa : wrapDeg(this.beam);
+    return typeof this.beam === "number" ? wrapDeg(this.beam) : this.doa;
   }
 
   angleAt(ev) {
@@ -184,10 +191,11 @@ export class MicrophonePanel {
 
   draw() {
     this.doaText.textContent = this.doa === null ? "—" : `${this.doa.toFixed(0)}°`;
-    const follow = this.beam === null;
-    this.beamText.textContent = this.beam === undefined ? "—"
-      : follow ? (this.doa === null ? "follows DOA" : `${this.doa.toFixed(0)}° · follows DOA`)
-      : `${wrapDeg(this.beam).toFixed(0)}° · fixed`;
+    const follow = this.follow === true;
+    const angle = this.beamAngle;
+    const how = follow ? " · follows DOA" : this.follow === false ? " · fixed" : "";
+    this.beamText.textContent = this.beam === undefined && this.follow === null ? "—"
+      : angle === null ? "follows DOA" : `${angle.toFixed(0)}°${how}`;
     this.followBtn.classList.toggle("active", follow);
     if (this.level !== null) {
       this.levelText.textContent = `${this.level.toFixed(1)} dBFS`;
@@ -204,7 +212,7 @@ export class MicrophonePanel {
     const S = cv.width / dpr;
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, S, S);
-    const c = S / 2, R = S / 2 - 22;
+    const c = S / 2, R = S / 2 - 30;
     const pt = (deg, r) => [c + r * Math.cos(deg * Math.PI / 180), c - r * Math.sin(deg * Math.PI / 180)];
     g.fillStyle = "#0d1117";
     g.beginPath(); g.arc(c, c, R, 0, 2 * Math.PI); g.fill();
@@ -220,7 +228,7 @@ export class MicrophonePanel {
     g.font = "11px system-ui, sans-serif";
     g.textAlign = "center"; g.textBaseline = "middle";
     for (let d = 0; d < 360; d += 45) {
-      const [x, y] = pt(d, R + 12);
+      const [x, y] = pt(d, R + 15);
       g.fillText(`${d}°`, x, y);
     }
     // The array itself, to scale within the inner ring, so "0°" has a physical meaning.
@@ -238,7 +246,7 @@ export class MicrophonePanel {
       g.fillStyle = "rgba(77,171,255,0.18)";
       g.beginPath(); g.moveTo(c, c); g.arc(c, c, R, b - half, b + half); g.closePath(); g.fill();
       g.strokeStyle = "#4dabff"; g.lineWidth = 2;
-      g.setLineDash(this.beam === null ? [5, 4] : []);
+      g.setLineDash(this.follow === true ? [5, 4] : []);
       const [bx, by] = pt(beam, R);
       g.beginPath(); g.moveTo(c, c); g.lineTo(bx, by); g.stroke();
       g.setLineDash([]);
@@ -261,8 +269,8 @@ export class MicrophonePanel {
   }
 
   snapshot() {
-    return { doa: this.doa, level: this.level, beam: this.beam === undefined ? null : this.beam,
-             follow: this.beam === null, beam_angle: this.beamAngle ?? null,
+    return { doa: this.doa, level: this.level, beam: this.beam ?? null, follow: this.follow,
+             beam_angle: this.beamAngle ?? null,
              playing: !this.audio.paused && !!this.audio.srcObject, blocked: this.blocked,
              muted: this.audio.muted, current_time: this.audio.currentTime };
   }

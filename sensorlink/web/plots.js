@@ -55,7 +55,7 @@ export class ProbePlot {
       cursor: { drag: { x: false, y: false }, points: { size: 6 } },
       scales: { x: { time: true }, y: { auto: true } },
       axes: [
-        { ...axis },
+        { ...axis, space: 70, values: (u, splits) => splits.map(clock) },
         { ...axis, size: 56, values: (u, vals) => vals.map((v) => `${v.toFixed(1)}${unit ? " " + unit : ""}`) },
       ],
       series: [{}, ...this.streams.map((s, i) => ({
@@ -141,6 +141,11 @@ export class ProbePlot {
              updates: this.updates, suspect: this.suspect,
              last: Object.fromEntries(Object.entries(this.last).map(([k, v]) => [k, v.value])) };
   }
+}
+
+function clock(t) {
+  const d = new Date(t * 1000);
+  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
 }
 
 function naturalOrder(a, b) {

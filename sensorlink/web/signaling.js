@@ -252,6 +252,7 @@ export class Connection {
   }
 
   refuse(reason) {
+    this.refusedReason = reason;
     this.teardown();
     this.generation++;
     this.setState("refused", reason);

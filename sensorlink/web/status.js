@@ -29,7 +29,7 @@ export class StatusPanel {
       el("table", { class: "sensors" },
         el("thead", {}, el("tr", {},
           el("th", {}, "Sensor"), el("th", {}, "State"), el("th", { class: "num" }, "Rate"),
-          el("th", {}, "Counters"), el("th", {}, "Detail"))),
+          el("th", {}, "Detail · counters"))),
         this.tbody));
     parent.append(this.root);
   }
@@ -46,13 +46,13 @@ export class StatusPanel {
     r = {
       state: el("span", { class: "pill idle", "data-testid": `state-${name}` }, "waiting"),
       rate: el("td", { class: "num" }, "—"),
-      counters: el("td", { class: "counters" }, "—"),
-      detail: el("td", { class: "detail" }, ""),
+      counters: el("div", { class: "counters" }),
+      detail: el("div", { class: "detail" }, ""),
     };
     this.tbody.append(el("tr", { "data-sensor": name },
       el("td", {}, el("span", { class: `kind-dot ${kind}` }), el("b", {}, name),
         el("div", { class: "muted small" }, `${kind}${driver ? " · " + driver : ""}`)),
-      el("td", {}, r.state), r.rate, r.counters, r.detail));
+      el("td", {}, r.state), r.rate, el("td", {}, r.detail, r.counters)));
     this.rows.set(name, r);
     return r;
   }
@@ -70,8 +70,7 @@ export class StatusPanel {
       r.counters.replaceChildren(...entries.map(([k, v]) =>
         el("span", { class: `ctr ${/drop|error|lost|resync|reconnect|timeout/.test(k) && v > 0 ? "warn" : ""}` },
           `${k.replaceAll("_", " ")} `, el("b", {}, v.toLocaleString()))));
-      if (!entries.length) r.counters.textContent = "—";
-      r.detail.textContent = s.detail || "";
+      r.detail.textContent = s.detail || (s.state === "connected" ? "ok" : "");
       r.detail.title = s.detail || "";
       r.detail.classList.toggle("bad", s.state === "failed" || s.state === "reconnecting");
     }
@@ -81,7 +80,9 @@ export class StatusPanel {
   tick({ rttMs, counts }) {
     const l = this.link;
     l.rtt.textContent = rttMs === null || rttMs === undefined ? "—" : `${rttMs.toFixed(1)} ms`;
-    const drops = Object.values(this.viewer).reduce((a, b) => a + (Number(b) || 0), 0);
+    // "viewer" also carries sent totals; only what this viewer lost counts as drops.
+    const drops = Object.entries(this.viewer)
+      .filter(([k]) => /drop|skip|lost/.test(k)).reduce((a, [, v]) => a + (Number(v) || 0), 0);
     l.drops.textContent = drops.toLocaleString();
     l.drops.title = Object.entries(this.viewer).map(([k, v]) => `${k}: ${v}`).join("\n");
     l.drops.classList.toggle("warn", drops > 0);

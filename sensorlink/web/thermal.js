@@ -7,8 +7,9 @@ import { el, fmtC } from "./dom.js";
 const GREY_LUT = Uint8Array.from({ length: 768 }, (_, i) => Math.floor(i / 3));
 
 export class ThermalView {
-  constructor(parent, sensor, { conn, colormaps, notify }) {
+  constructor(parent, sensor, { conn, colormaps, notify, canControl = true }) {
     this.sensor = sensor.name;
+    this.canControl = canControl;
     this.meta = sensor.meta || {};
     this.conn = conn;
     this.notify = notify;
@@ -99,12 +100,18 @@ export class ThermalView {
       this.redraw();
     });
     this.video.addEventListener("playing", () => this.placeholder.classList.add("hidden"));
+    if (!this.canControl) {
+      for (const e of [this.mapSelect, this.autoBox]) {
+        e.disabled = true;
+        e.title = "Changing the colour map needs the operator token";
+      }
+    }
     new ResizeObserver(() => this.resize()).observe(this.stage);
     this.resize();
   }
 
   setRangeInputs(enabled) {
-    for (const e of [this.loInput, this.hiInput, this.applyBtn]) e.disabled = !enabled;
+    for (const e of [this.loInput, this.hiInput, this.applyBtn]) e.disabled = !enabled || !this.canControl;
   }
 
   async sendView(fields) {
@@ -262,6 +269,10 @@ export class ThermalView {
     r.min.textContent = f ? fmtC(f.min) : "—";
     r.mean.textContent = f ? fmtC(f.mean) : "—";
     r.ambient.textContent = f && f.ambient !== null ? fmtC(f.ambient) : "—";
+    if (f && this.autoBox.checked) {
+      this.loInput.placeholder = f.range[0].toFixed(1);
+      this.hiInput.placeholder = f.range[1].toFixed(1);
+    }
     const fps = this.fps;
     this.sub.textContent = `${this.view ? this.view.map + " · " : ""}${this.width}×${this.height}` +
       (fps ? ` · ${fps.toFixed(1)} fps` : "");

@@ -1,0 +1,201 @@
+"""Replay of a recording as a source: reader → pacer → hub, like a live driver.
+
+The pacer publishes each recorded Sample (and each recorded SensorInfo / SensorStatus) when its
+log time comes round, measured against one monotonic anchor: ``anchor + (log_time - anchor_log)
+/ speed``. Lateness never accumulates (a late event is published at once and the next is
+still due at its own time), and pause, seek and speed changes simply take a new anchor. Samples
+keep the seq and timestamps they were recorded with, so a replay is exactly what was seen live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from sensorlink import mcap_messages as mm
+from sensorlink.errors import ControlError
+from sensorlink.hub import Hub
+from sensorlink.recording import Recording
+from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
+from sensorlink.status import SensorStatus
+
+log = logging.getLogger(__name__)
+
+MIN_SPEED, MAX_SPEED = 0.1, 20.0
+ACTIONS = ("pause", "resume", "seek", "speed", "loop")
+_REPLAYED = mm.SAMPLE_SCHEMAS | {mm.SENSOR_INFO, mm.SENSOR_STATUS}
+
+
+def _check_speed(value: Any, field: str = "value") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ControlError(f"speed must be a number from {MIN_SPEED:g} to {MAX_SPEED:g}, "
+                           f"got {value!r}", field=field)
+    if not MIN_SPEED - 1e-9 <= value <= MAX_SPEED + 1e-9:
+        raise ControlError(f"speed must be from {MIN_SPEED:g} to {MAX_SPEED:g}, got {value:g}",
+                           field=field)
+    return float(value)
+
+
+class ReplaySource:
+    """Feeds a recording into a hub at its recorded pace (× speed), with pause/seek/loop."""
+
+    def __init__(self, hub: Hub, path: str | Path, *, speed: float = 1.0, loop: bool = False,
+                 paused: bool = False, start_s: float = 0.0) -> None:
+        self.hub = hub
+        self.path = Path(path)
+        self.speed = _check_speed(speed, field="speed")
+        self.loop = bool(loop)
+        self.paused = bool(paused)
+        self.recording = Recording(self.path)
+        self.start_ns = self.recording.start_ns
+        self.end_ns = self.recording.end_ns
+        if not (isinstance(start_s, (int, float)) and math.isfinite(start_s) and start_s >= 0):
+            raise ControlError(f"start must be seconds from the start, got {start_s!r}",
+                               field="start_s")
+        self._pos_ns = self._clamp(self.start_ns + int(start_s * 1e9))
+        self.published = 0
+        self.loops = 0
+        self._anchor_mono = 0.0
+        self._anchor_log = self._pos_ns
+        self._task: asyncio.Task[None] | None = None
+        self._ended = False
+        # Descriptions and state changes by time, so a seek can restore what was true then.
+        self._meta_times: list[int] = []
+        self._meta: list[SensorInfo | SensorStatus] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        first: dict[str, SensorInfo] = {}
+        for t, event in self.recording.events(schemas={mm.SENSOR_INFO, mm.SENSOR_STATUS}):
+            assert isinstance(event, (SensorInfo, SensorStatus))
+            self._meta_times.append(t)
+            self._meta.append(event)
+            if isinstance(event, SensorInfo):
+                first.setdefault(event.name, event)
+        for info in first.values():
+            self.hub.describe(info)
+        self._restore_state(self._pos_ns)
+        if not self.paused:
+            self._play()
+
+    async def stop(self) -> None:
+        await self._halt()
+        self.recording.close()
+
+    # -- control ---------------------------------------------------------------------------
+    async def control(self, action: str, value: float | bool | None = None) -> dict[str, Any]:
+        if action == "pause":
+            await self._halt()
+            self.paused = True
+        elif action == "resume":
+            if self.paused or self._task is None:
+                if self._ended or self._pos_ns >= self.end_ns:
+                    self._pos_ns = self.start_ns  # play again from the top
+                    self._restore_state(self._pos_ns)
+                self.paused = False
+                self._play()
+        elif action == "seek":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or value < 0:
+                raise ControlError(f"seek needs seconds from the start (>= 0), got {value!r}",
+                                   field="value")
+            await self._halt()
+            self._pos_ns = self._clamp(self.start_ns + int(value * 1e9))
+            self._restore_state(self._pos_ns)
+            if not self.paused:
+                self._play()
+        elif action == "speed":
+            speed = _check_speed(value)
+            playing = self._task is not None
+            await self._halt()
+            self.speed = speed
+            if playing:
+                self._play()
+        elif action == "loop":
+            if not isinstance(value, bool):
+                raise ControlError(f"loop needs true or false, got {value!r}", field="value")
+            self.loop = value
+        else:
+            raise ControlError(f"unknown replay action {action!r}; expected one of "
+                               f"{', '.join(ACTIONS)}", field="action")
+        return self.status()
+
+    def status(self) -> dict[str, Any]:
+        return {"file": self.path.name, "position_s": round(self.position_s, 3),
+                "duration_s": round(self.recording.duration_s, 3), "speed": self.speed,
+                "paused": self.paused, "loop": self.loop}
+
+    @property
+    def position_s(self) -> float:
+        return max(self._position_ns() - self.start_ns, 0) / 1e9
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    # -- pacing ----------------------------------------------------------------------------
+    def _clamp(self, t_ns: int) -> int:
+        return min(max(t_ns, self.start_ns), self.end_ns)
+
+    def _position_ns(self) -> int:
+        if self._task is None:
+            return self._pos_ns
+        elapsed = asyncio.get_running_loop().time() - self._anchor_mono
+        return self._clamp(self._anchor_log + int(elapsed * self.speed * 1e9))
+
+    def _play(self) -> None:
+        self._ended = False
+        self._anchor_mono = asyncio.get_running_loop().time()
+        self._anchor_log = self._pos_ns
+        self._task = asyncio.create_task(self._pace(), name=f"replay:{self.path.name}")
+
+    async def _halt(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        elapsed = asyncio.get_running_loop().time() - self._anchor_mono
+        self._pos_ns = self._clamp(self._anchor_log + int(elapsed * self.speed * 1e9))
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    def _restore_state(self, t_ns: int) -> None:
+        latest: dict[tuple[str, str], SensorInfo | SensorStatus] = {}
+        for event in self._meta[:bisect.bisect_right(self._meta_times, t_ns)]:
+            key = ("info", event.name) if isinstance(event, SensorInfo) else ("status", event.sensor)
+            latest[key] = event
+        for event in latest.values():
+            self._emit(event)
+
+    def _emit(self, event: mm.RecordedEvent) -> None:
+        if isinstance(event, (ThermalFrame, AudioBlock, Reading)):
+            self.hub.publish(event)
+            self.published += 1
+        elif isinstance(event, SensorInfo):
+            self.hub.describe(event)
+        elif isinstance(event, SensorStatus):
+            self.hub.set_status(event)
+
+    async def _pace(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            # The next event is decoded (and its chunk decompressed) right after the previous
+            # one is published, so that work happens in the gap before it is due.
+            for t_ns, event in self.recording.events(start_ns=self._anchor_log, schemas=_REPLAYED):
+                due = self._anchor_mono + (t_ns - self._anchor_log) / 1e9 / self.speed
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                self._emit(event)
+            if not self.loop:
+                self._pos_ns, self._ended, self._task = self.end_ns, True, None
+                return
+            self.loops += 1
+            self._anchor_mono = loop.time()
+            self._anchor_log = self._pos_ns = self.start_ns

@@ -1,0 +1,78 @@
+"""Test helpers: wait on conditions (never on the clock), simulated sensors with known truth,
+and the service as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sensorlink.config import SensorConfig
+
+REPO = Path(__file__).resolve().parent.parent
+URL_RE = re.compile(r"Dashboard: (https?://\S+)")
+
+#: Simulated sensors whose truth is easy to compute: a still hot spot, a still sound source.
+STILL_SENSORS = [
+    SensorConfig("cam", "sim-thermal", {"path_period_s": 0.0, "hot_spot_xy": [0.75, 0.25],
+                                        "heat_up_c": 0.0, "noise_c": 0.0}),
+    SensorConfig("probes", "sim-probes", {"channels": 3, "rate_hz": 50.0}),
+    SensorConfig("mic", "sim-microphone", {"direction_deg": 120.0, "rotation_deg_per_s": 0.0}),
+]
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+    """Poll ``predicate`` until it is truthy; fail (not hang) after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        await asyncio.sleep(0.02)
+
+
+class ServiceProcess:
+    """``sensorlink ARGS`` in a subprocess whose stdout goes to a file, as under a service manager."""
+
+    def __init__(self, args: list[str], tmp_path: Path) -> None:
+        self.out_path = tmp_path / "service.out"
+        self.err_path = tmp_path / "service.err"
+        env = {**os.environ, "PYTHONUNBUFFERED": "0"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sensorlink.cli", *args], cwd=tmp_path, env=env,
+            stdout=self.out_path.open("wb"), stderr=self.err_path.open("wb"),
+            stdin=subprocess.DEVNULL)
+
+    def output(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    def errors(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+    async def url(self, timeout: float = 30.0) -> str:
+        def found() -> str | None:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"service exited {self.proc.returncode}: {self.errors()}")
+            match = URL_RE.search(self.output())
+            return match.group(1) if match else None
+        return await wait_for(found, timeout, "the dashboard URL on stdout")
+
+    def stop(self, sig: int = 15, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"service did not stop on signal {sig}: {self.errors()[-2000:]}")
+
+

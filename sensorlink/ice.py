@@ -15,6 +15,20 @@ from aiortc import RTCConfiguration, RTCIceServer
 from sensorlink.config import IceServer
 
 _original_get_host_addresses: Any = None
+_original_mdns: Any = None
+
+
+class _NoMdns:
+    """Stands in for aioice's mDNS resolver on loopback: resolving a browser's ``.local``
+    candidate would open a wildcard socket on port 5353 and multicast on the LAN. The browser's
+    connectivity checks reach us anyway, and aioice learns its address from them."""
+
+    async def resolve(self, name: str) -> None:
+        return None
+
+
+async def _no_mdns(subscriber: object) -> _NoMdns:
+    return _NoMdns()
 
 
 def is_loopback(host: str) -> bool:
@@ -30,16 +44,19 @@ def restrict_host_candidates_to_loopback(enabled: bool = True) -> None:
     """Offer only loopback host candidates from now on in this process (or undo it)."""
     import aioice.ice
 
-    global _original_get_host_addresses
+    global _original_get_host_addresses, _original_mdns
     if _original_get_host_addresses is None:
         _original_get_host_addresses = aioice.ice.get_host_addresses
+        _original_mdns = aioice.ice.get_or_create_mdns_protocol
     if enabled:
         def loopback_only(use_ipv4: bool, use_ipv6: bool) -> list[str]:
             return ["127.0.0.1"] if use_ipv4 else (["::1"] if use_ipv6 else [])
 
         aioice.ice.get_host_addresses = loopback_only
+        aioice.ice.get_or_create_mdns_protocol = _no_mdns
     else:
         aioice.ice.get_host_addresses = _original_get_host_addresses
+        aioice.ice.get_or_create_mdns_protocol = _original_mdns
 
 
 def rtc_configuration(servers: list[IceServer]) -> RTCConfiguration:

@@ -113,8 +113,11 @@ class AvCapture(Generic[T]):
         av = import_av(self.sensor)
         try:
             # Opening a V4L2 or ALSA device negotiates with the hardware: keep it off the loop.
+            # The options are the demuxer's only: as stream options they would also override a
+            # file's own frame size and hide a camera streaming in the wrong mode.
             self._container = await asyncio.to_thread(
-                av.open, self.url, format=self.input_format, options=dict(self.options))
+                av.open, self.url, format=self.input_format,
+                container_options=dict(self.options))
         except av.error.FFmpegError as exc:
             raise DriverError(f"cannot open {self.input_format or 'input'} {self.url!r}: {exc}",
                               sensor=self.sensor, port=self.url) from exc

@@ -84,7 +84,8 @@ def parse_w1_slave(text: str) -> W1SlaveRead:
     verdict = first[-1] if first else ""
     if len(first) != 12 or first[9] != ":" or not first[10].startswith("crc=") \
             or verdict not in ("YES", "NO"):
-        raise ProtocolError(f"w1_slave line 1: expected '<9 bytes> : crc=XX YES|NO', got {lines[0]!r}")
+        raise ProtocolError("w1_slave line 1: expected '<9 bytes> : crc=XX YES|NO', "
+                            f"got {lines[0]!r}")
     if _scratchpad(second, 2) != pad:
         raise ProtocolError("w1_slave line 2: scratchpad differs from line 1")
     if len(second) != 10 or not second[9].startswith("t="):
@@ -153,7 +154,8 @@ class OneWireBus:
         use_w1_slave = self.source == "w1_slave" or (
             self.source == "auto" and (base / "w1_slave").exists())
         if use_w1_slave:
-            parsed = parse_w1_slave((base / "w1_slave").read_text(encoding="ascii", errors="replace"))
+            text = (base / "w1_slave").read_text(encoding="ascii", errors="replace")
+            parsed = parse_w1_slave(text)
             if not parsed.kernel_crc_ok:
                 raise CrcError(f"{device}: kernel reports CRC mismatch")
             if not parsed.crc_ok:

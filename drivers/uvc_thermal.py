@@ -115,7 +115,8 @@ def packed_plane(frame: Any) -> bytes:
     data = np.frombuffer(memoryview(plane), dtype=np.uint8)
     if plane.line_size == row:
         return data[:row * frame.height].tobytes()
-    return data[:plane.line_size * frame.height].reshape(frame.height, plane.line_size)[:, :row].tobytes()
+    rows = data[:plane.line_size * frame.height].reshape(frame.height, plane.line_size)
+    return rows[:, :row].tobytes()
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,10 @@ class DriverRunner:
                 samples = await driver.read()
             else:
                 try:
-                    samples = await asyncio.wait_for(driver.read(), timeout)
+                    # Not wait_for: on Python 3.11 it swallows a cancel (stop()) that lands just
+                    # as the read completes, and the runner then outlives stop().
+                    async with asyncio.timeout(timeout):
+                        samples = await driver.read()
                 except TimeoutError:
                     driver.counters["silent_timeouts"] += 1
                     raise TimeoutError(f"no data for {timeout:g} s") from None

@@ -151,7 +151,7 @@ async def test_p2pro_through_runner_and_hub_from_a_raw_yuyv_file(tmp_path):
     camera = P2ProCamera("cam", UvcOptions(device=str(path), input_format="rawvideo", fps=25))
     got, runner = await run_camera(camera, 4)
     assert [f.seq for f in got] == [0, 1, 2, 3]
-    for frame, raw in zip(got, raws):
+    for frame, raw in zip(got, raws, strict=True):
         assert frame.sensor == "cam" and frame.celsius.shape == (192, 256)
         # values in = values out: every raw count comes back exactly
         assert np.array_equal(celsius_to_raw(frame.celsius, P2PRO), raw)
@@ -229,3 +229,74 @@ def test_listing_drivers_does_not_import_pyav():
     assert out.stdout.strip() == str(sorted(["p2pro", "tc001", "lepton", "ds18b20",
                                              "respeaker-usb-4mic", "respeaker-6mic-hat",
                                              "mic-array"]))
+
+
+# -- from a TOML config, as `sensorlink run` does ---------------------------------------------
+
+def test_every_toml_example_in_the_hardware_doc_builds_its_driver():
+    import re
+    import tomllib
+
+    from sensorlink.config import build_options, parse_config
+    from sensorlink.registry import load_driver
+
+    doc = (Path(__file__).parent.parent / "docs" / "hardware-media.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", doc, re.S)
+    built = set()
+    for block in blocks:
+        for sensor in parse_config(tomllib.loads(block), source="docs").sensors:
+            cls = load_driver(sensor.driver)
+            cls(sensor.name, build_options(cls.Options, sensor.options, sensor=sensor.name))
+            built.add(sensor.driver)
+    assert built == {"p2pro", "ds18b20", "respeaker-usb-4mic", "respeaker-6mic-hat", "mic-array"}
+
+
+async def test_camera_probes_and_array_run_in_the_service_from_toml(tmp_path):
+    import shutil
+    import tomllib
+
+    from sensorlink.config import parse_config
+    from sensorlink.samples import AudioBlock, Reading
+    from sensorlink.service import Service
+
+    (tmp_path / "w1" / "28-0316a2794bff").mkdir(parents=True)
+    shutil.copy(DATA / "w1_slave_23125.txt", tmp_path / "w1" / "28-0316a2794bff" / "w1_slave")
+    (tmp_path / "cam.yuv").write_bytes(p2pro_frame(np.full((192, 256), 19200, "<u2")))
+    config = parse_config(tomllib.loads(f"""
+        [service]
+        listen = "127.0.0.1:0"
+        token = "test-token-123"
+
+        [[sensors]]
+        name = "probes"
+        driver = "ds18b20"
+        root = "{tmp_path / 'w1'}"
+        interval_s = 0.1
+
+        [[sensors]]
+        name = "cam"
+        driver = "p2pro"
+        device = "{tmp_path / 'cam.yuv'}"
+        input_format = "rawvideo"
+
+        [[sensors]]
+        name = "mic"
+        driver = "respeaker-usb-4mic"
+        device = "{DATA / 'respeaker4_6ch.wav'}"
+        input_format = "wav"
+        """), source="plant.toml")
+    service = Service.from_config(config)
+    sub = service.hub.subscribe("test", maxsize=10_000,
+                                accepts=kinds(ThermalFrame, AudioBlock, Reading))
+    await service.start()
+    try:
+        seen: dict[str, object] = {}
+        while len(seen) < 3:
+            event = await asyncio.wait_for(sub.get(), 20)
+            seen.setdefault(event.sensor, event)
+    finally:
+        await service.stop()
+    assert seen["cam"].celsius[0, 0] == pytest.approx(19200 / 64 - 273.15)
+    assert (seen["probes"].channel, seen["probes"].value) == ("28-0316a2794bff", 23.125)
+    assert seen["mic"].pcm[0].tolist() == [1000, 2000, 3000, 4000, 5000, -6000]
+    assert service.hub.sensors["cam"].meta["width"] == 256

@@ -147,6 +147,9 @@ class BridgeLineParser:
                 return out
             line = bytes(buf[1:end]).rstrip(b"\r")
             del buf[:end + 1]
+            if len(line) > MAX_LINE:
+                self.counters["overlong_lines"] += 1
+                continue
             out.extend(self._line(line))
 
     def _line(self, line: bytes) -> list[BridgeReading | BridgeFault]:

@@ -201,10 +201,11 @@ class GyMcu90640(SerialDriver):
 
     def info(self) -> SensorInfo:
         o = self.options
-        return SensorInfo(self.name, "thermal", "gy-mcu90640",
-                          {"width": WIDTH, "height": HEIGHT, "rate_hz": o.rate_hz,
-                           "port": o.port,
-                           "streams": {"ambient": {"quantity": "temperature", "unit": "°C"}}})
+        meta = {"width": WIDTH, "height": HEIGHT, "port": o.port,
+                "streams": {"ambient": {"quantity": "temperature", "unit": "°C"}}}
+        if o.rate_hz is not None:  # unknown otherwise: the module keeps its own setting
+            meta["rate_hz"] = o.rate_hz
+        return SensorInfo(self.name, "thermal", "gy-mcu90640", meta)
 
     def make_parser(self) -> Mlx90640FrameParser:
         return Mlx90640FrameParser()

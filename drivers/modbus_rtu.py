@@ -9,11 +9,18 @@ big-endian. Everything is configurable per transmitter because other models diff
     driver = "modbus-rtu"
     port = "/dev/ttyUSB1"
     poll_hz = 1
-    transmitters = [
-      { address = 1 },                                         # an XY-MD02 with defaults
-      { address = 7, function = 3, register = 0, count = 1, scale = 0.01,
-        channels = ["oil"], units = ["°C"] },
-    ]
+
+    [[sensors.transmitters]]       # an XY-MD02 with defaults
+    address = 1
+
+    [[sensors.transmitters]]
+    address = 7
+    function = 3
+    register = 0
+    count = 1
+    scale = 0.01
+    channels = ["oil"]
+    units = ["°C"]
 
 An exception reply or a timeout from one transmitter is counted (``exception_replies``,
 ``exception_<code>``, ``timeouts``) and skipped: no reading is invented for it. Only when no

@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import collections
+import contextlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -87,7 +88,8 @@ class _Reader(threading.Thread):
         while not self.stopping.is_set():
             try:
                 data = port.read(max(1, min(port.in_waiting, 65536)))
-            except Exception as exc:  # pyserial raises SerialException, OSError, TypeError...
+            # pyserial raises SerialException, OSError, TypeError... when a port vanishes.
+            except Exception as exc:  # noqa: BLE001
                 if not self.stopping.is_set():
                     self._hand_over(exc)
                 return
@@ -192,8 +194,7 @@ class SerialDriver(Driver, abc.ABC):
             reader.stopping.set()
             await loop.run_in_executor(None, reader.join, 2.0)
         if port is not None:
-            try:
+            # Closing a vanished port may fail; it is gone either way.
+            with contextlib.suppress(serial.SerialException, OSError):
                 await loop.run_in_executor(None, port.close)
-            except Exception:  # closing a vanished port may fail; it is gone either way
-                pass
         self._collect_parser_counters()

@@ -17,7 +17,7 @@ import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from sensorlink.emulators.pty_link import PtyLink
 
@@ -78,7 +78,7 @@ class Emulator:
             self._task = None
         self.link.close()
 
-    async def __aenter__(self) -> Emulator:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

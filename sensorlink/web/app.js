@@ -76,8 +76,10 @@ function showState(state, detail) {
   pill.textContent = label;
   pill.className = `pill conn ${cls}`;
   pill.dataset.state = state;
-  $("#conn-detail").textContent = detail || "";
   const refused = state === "refused";
+  // When refused, the banner says why; the top bar need not repeat it.
+  $("#conn-detail").textContent = refused ? "" : detail || "";
+  document.body.classList.toggle("no-session", refused && !conn.hello);
   $("#refused").classList.toggle("hidden", !refused);
   if (refused) $("#refused-reason").textContent = detail || "the service refused this token";
   document.body.classList.toggle("offline", state !== "live" && state !== "unstable" && !!conn.hello);
@@ -90,6 +92,7 @@ function onHello(hello) {
   role.className = `badge role ${hello.role}`;
   role.title = hello.role === "operator" ? "This token may steer, record and control replay"
                                          : "This token may look, not change anything";
+  $("#mode").classList.toggle("hidden", !hello.replay);
   recordButton.configure(hello);
   replayBar.configure(hello);
   const key = JSON.stringify(hello.sensors.map((s) => [s.name, s.kind]));
@@ -122,6 +125,7 @@ function onMessage(msg) {
       counts.status++;
       lastStatus = msg;
       statusPanel.onStatus(msg);
+      statusPanel.onExports(msg.exports);
       if (msg.beams) {
         beams = { ...msg.beams };
         for (const [mic, angle] of Object.entries(msg.beams)) panels.microphone.get(mic)?.onBeam(angle);

@@ -270,7 +270,7 @@ export class MicrophonePanel {
 
   snapshot() {
     return { doa: this.doa, level: this.level, beam: this.beam ?? null, follow: this.follow,
-             beam_angle: this.beamAngle ?? null,
+             beam_angle: this.beamAngle ?? null, steer_result: this.lastSteer?.result ?? null,
              playing: !this.audio.paused && !!this.audio.srcObject, blocked: this.blocked,
              muted: this.audio.muted, current_time: this.audio.currentTime };
   }

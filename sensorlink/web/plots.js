@@ -55,7 +55,8 @@ export class ProbePlot {
       cursor: { drag: { x: false, y: false }, points: { size: 6 } },
       scales: { x: { time: true }, y: { auto: true } },
       axes: [
-        { ...axis, space: 70, values: (u, splits) => splits.map(clock) },
+        { ...axis, space: 70, incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600],
+          values: (u, splits) => splits.map(clock) },
         { ...axis, size: 56, values: (u, vals) => vals.map((v) => `${v.toFixed(1)}${unit ? " " + unit : ""}`) },
       ],
       series: [{}, ...this.streams.map((s, i) => ({
@@ -87,6 +88,11 @@ export class ProbePlot {
         idx = this.streams.length - 1;
       }
       const t = tNs / 1e9;
+      if (this.t.length && t < this.t[this.t.length - 1] - 1) {
+        // Time went back: a replay was seeked or looped. Start the history again from here.
+        this.t.length = 0;
+        for (const c of this.cols) c.length = 0;
+      }
       const n = this.t.length;
       if (n === 0 || t > this.t[n - 1]) {
         this.t.push(t);

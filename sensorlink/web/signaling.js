@@ -155,7 +155,8 @@ export class Connection {
       const mid = ev.transceiver?.mid;
       const sensor = this.tracks[mid];
       if (!sensor) return;
-      const stream = ev.streams?.[0] ?? new MediaStream([ev.track]);
+      // aiortc puts every track in one MediaStream: give each element its own track only.
+      const stream = new MediaStream([ev.track]);
       this.on.track(sensor, ev.track.kind, stream);
     };
     pc.onconnectionstatechange = () => this.onPcState(pc);

@@ -3,7 +3,8 @@
 
 import { el, fmtRate } from "./dom.js";
 
-const STATE_CLASS = { connected: "ok", starting: "warn", reconnecting: "warn", failed: "bad", stopped: "idle" };
+const STATE_CLASS = { connected: "ok", starting: "warn", reconnecting: "warn", failed: "bad", stopped: "idle",
+                      connecting: "warn", disconnected: "warn" };
 
 export class StatusPanel {
   constructor(parent) {
@@ -17,6 +18,12 @@ export class StatusPanel {
       return el("div", { class: "ro", title }, el("span", { class: "k" }, label), this.link[key]);
     };
     this.tbody = el("tbody");
+    this.exportsBody = el("tbody");
+    this.exportsTable = el("table", { class: "sensors exports hidden" },
+      el("thead", {}, el("tr", {},
+        el("th", {}, "Export"), el("th", {}, "State"), el("th", { class: "num" }, "Queued"),
+        el("th", {}, "Target · detail"))),
+      this.exportsBody);
     this.root = el("section", { class: "panel status" },
       el("header", { class: "panel-head" }, el("h2", {}, "Status")),
       el("div", { class: "link-grid" },
@@ -30,7 +37,8 @@ export class StatusPanel {
         el("thead", {}, el("tr", {},
           el("th", {}, "Sensor"), el("th", {}, "State"), el("th", { class: "num" }, "Rate"),
           el("th", {}, "Detail · counters"))),
-        this.tbody));
+        this.tbody),
+      this.exportsTable);
     parent.append(this.root);
   }
 
@@ -74,6 +82,27 @@ export class StatusPanel {
       r.detail.title = s.detail || "";
       r.detail.classList.toggle("bad", s.state === "failed" || s.state === "reconnecting");
     }
+  }
+
+  /** Where the service hands data on besides the viewers (MQTT, an SFU room). */
+  onExports(exports) {
+    this.exportsTable.classList.toggle("hidden", !exports?.length);
+    if (!exports?.length) return;
+    this.exportsBody.replaceChildren(...exports.map((x) => this.exportRow(x)));
+  }
+
+  exportRow(x) {
+    const counters = [["sent", x.sent], ["dropped", x.dropped], ["connects", x.connects]]
+      .filter(([, v]) => Number.isFinite(v))
+      .map(([k, v]) => el("span", { class: `ctr ${k === "dropped" && v > 0 ? "warn" : ""}` },
+        `${k} `, el("b", {}, v.toLocaleString())));
+    const detail = el("div", { class: `detail ${x.state === "failed" ? "bad" : ""}` },
+      [x.target, x.detail].filter(Boolean).join(" · "));
+    return el("tr", { "data-export": x.name },
+      el("td", {}, el("b", {}, x.name), el("div", { class: "muted small" }, x.kind)),
+      el("td", {}, el("span", { class: `pill ${STATE_CLASS[x.state] ?? "idle"}` }, x.state)),
+      el("td", { class: "num" }, (x.queued ?? 0).toLocaleString()),
+      el("td", {}, detail, el("div", { class: "counters" }, ...counters)));
   }
 
   /** Refresh the link figures (called a few times a second by the app). */

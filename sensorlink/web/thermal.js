@@ -38,7 +38,7 @@ export class ThermalView {
     this.sub = el("span", { class: "sub" }, `${sensor.driver} · ${this.width}×${this.height}`);
     this.video = el("video", { muted: true, playsinline: true, autoplay: true });
     this.video.muted = true;
-    this.overlay = el("canvas", { class: "overlay", "data-testid": "thermal-overlay" });
+    this.overlay = el("canvas", { class: "overlay", "data-testid": `thermal-overlay-${this.sensor}` });
     this.placeholder = el("div", { class: "placeholder" }, "Waiting for video…");
     this.stage = el("div", { class: "stage", style: `aspect-ratio: ${this.width} / ${this.height}` },
       this.video, this.overlay, this.placeholder);
@@ -46,7 +46,7 @@ export class ThermalView {
     this.scaleLabels = el("div", { class: "scale-labels" });
     this.readouts = {};
     const ro = (key, label, title) => {
-      this.readouts[key] = el("span", { class: `v ${key}`, "data-testid": `thermal-${key}` }, "—");
+      this.readouts[key] = el("span", { class: `v ${key}`, "data-testid": `thermal-${key}-${this.sensor}` }, "—");
       return el("div", { class: "ro", title }, el("span", { class: "k" }, label), this.readouts[key]);
     };
     this.root = el("section", { class: "panel thermal", "data-sensor": this.sensor },
@@ -167,9 +167,10 @@ export class ThermalView {
     if (!part) {
       part = { celsius: new Float32Array(w * h), got: 0 };
       this.partial.set(seq, part);
-      // Bands travel unordered without retransmits: a frame still partial two frames later is lost.
+      // Bands travel unordered without retransmits: a frame still partial two frames later is
+      // lost (a replay's seek makes seq jump either way: the same rule clears what it left).
       for (const old of this.partial.keys()) {
-        if (old < seq - 2) {
+        if (Math.abs(old - seq) > 2) {
           this.partial.delete(old);
           this.incomplete++;
         }
@@ -181,8 +182,9 @@ export class ThermalView {
     part.got += rows;
     if (part.got < h) return;
     this.partial.delete(seq);
-    // An older frame overtaken by a newer one is stale; a big step back is a replay seek/loop.
-    if (this.frame && seq < this.frame.seq && this.frame.seq - seq < 8) return;
+    // A live frame overtaken by a newer one is stale; a big step back means the service restarted.
+    // A replay's seq jumps back on every seek or loop, so there the newest arrival wins.
+    if (!msg.replay && this.frame && seq < this.frame.seq && this.frame.seq - seq < 8) return;
     this.acceptFrame(part.celsius, msg);
   }
 
@@ -304,7 +306,9 @@ export class ThermalView {
       g.moveTo(0, y); g.lineTo(this.cursor.px * sx, y);
       g.moveTo((this.cursor.px + 1) * sx, y); g.lineTo(W, y);
       g.stroke();
-      label(g, x + sx, y - sy, fmtC(this.at(this.cursor)), W, H, "#ffffff", 13);
+      // Above-left of the pixel, clear of the max/min labels that sit to the right.
+      label(g, x - sx / 2 - 8 - labelWidth(g, fmtC(this.at(this.cursor)), 13), y - sy / 2 - 4,
+            fmtC(this.at(this.cursor)), W, H, "#ffffff", 13);
     }
   }
 
@@ -347,6 +351,9 @@ export class ThermalView {
 }
 
 function marker(g, x, y, colour, text, W, H, shape) {
+  // A marker on an edge pixel stays whole inside the picture.
+  x = Math.min(Math.max(x, 8), W - 8);
+  y = Math.min(Math.max(y, 8), H - 8);
   g.save();
   g.lineWidth = 2;
   g.strokeStyle = "rgba(0,0,0,0.75)";
@@ -364,12 +371,21 @@ function marker(g, x, y, colour, text, W, H, shape) {
   label(g, x + 10, y + 4, text, W, H, colour, 12);
 }
 
+function labelWidth(g, text, size) {
+  g.save();
+  g.font = `600 ${size}px ui-monospace, "SF Mono", Menlo, Consolas, monospace`;
+  const w = g.measureText(text).width + 10;
+  g.restore();
+  return w;
+}
+
 function label(g, x, y, text, W, H, colour, size) {
   g.save();
   g.font = `600 ${size}px ui-monospace, "SF Mono", Menlo, Consolas, monospace`;
   const w = g.measureText(text).width + 10, h = size + 8;
   // Keep the label inside the picture: flip it to the other side near the edges.
   if (x + w > W) x = Math.max(0, x - w - 20);
+  if (x < 0) x = 0;
   if (y - h < 0) y = h;
   if (y > H) y = H;
   g.fillStyle = "rgba(10,13,18,0.78)";

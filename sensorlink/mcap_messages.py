@@ -16,7 +16,7 @@ import base64
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +51,7 @@ class ControlRecord:
     t_wall_ns: int
 
 
-RecordedEvent = Union[ThermalFrame, AudioBlock, Reading, SensorInfo, SensorStatus, ControlRecord]
+RecordedEvent = ThermalFrame | AudioBlock | Reading | SensorInfo | SensorStatus | ControlRecord
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,7 +108,7 @@ class Recorder:
                  queue_size: int = 200_000, prefix: str = "sensorlink",
                  chunk_bytes: int = 1 << 20, chunk_seconds: float = 1.0,
                  opener: Callable[[Path], IO[bytes]] | None = None,
-                 fsync: bool = True) -> None:
+                 fsync: bool = True, file: str | Path | None = None) -> None:
         if roll_bytes is not None and roll_bytes <= 0:
             raise RecordingError("roll_bytes must be positive")
         if roll_seconds is not None and roll_seconds <= 0:
@@ -125,6 +125,9 @@ class Recorder:
         self._opener = opener or _default_opener
         self._fsync = fsync
         self.files: list[Path] = []
+        #: an exact name for the first file (``sensorlink view --record FILE``); rolled parts
+        #: get -2, -3 ... after its stem
+        self.file = Path(file) if file is not None else None
         #: samples and chunks known to be on disk (handed to the OS) in complete chunks
         self.samples_flushed = 0
         self.chunks_written = 0
@@ -165,6 +168,7 @@ class Recorder:
     async def start(self) -> None:
         if self._active:
             raise RecordingError(f"already recording to {self.path}")
+        await self.stop()  # tidy up after a recording that ended on an error
         self._error = None
         self._sub = self.hub.subscribe("recorder", maxsize=self.queue_size)
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="recorder")
@@ -229,10 +233,13 @@ class Recorder:
         else:
             sub.close()  # failed: stop queueing for a recorder that no longer writes
             self._active = False
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)  # idle now; stop() may never be called
 
     # -- worker-thread side ----------------------------------------------------------------
     def _fail(self, error: str) -> None:
         self._error = error
+        self._active = False
         log.error("recording stopped: %s", error)
         f, self._file = self._file, None
         if f is not None:
@@ -242,15 +249,24 @@ class Recorder:
             except OSError:
                 pass  # the same error again; the file stays readable up to its last chunk
 
-    def _open_file(self, previous: Path | None) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        now = datetime.datetime.now(datetime.timezone.utc)
-        stem = f"{self.prefix}-{now:%Y%m%dT%H%M%SZ}"
-        path = self.directory / f"{stem}.mcap"
-        n = 1
+    def _next_path(self, now: datetime.datetime) -> Path:
+        if self.file is not None and not self.files:
+            return self.file  # named by the user: written as asked
+        if self.file is not None:
+            folder, stem, suffix = self.file.parent, self.file.stem, self.file.suffix
+        else:
+            folder, stem, suffix = self.directory, f"{self.prefix}-{now:%Y%m%dT%H%M%SZ}", ".mcap"
+        n = len(self.files) + 1 if self.file is not None else 1
+        path = folder / (f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}")
         while path.exists():
             n += 1
-            path = self.directory / f"{stem}-{n}.mcap"
+            path = folder / f"{stem}-{n}{suffix}"
+        return path
+
+    def _open_file(self, previous: Path | None) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        now = datetime.datetime.now(datetime.UTC)
+        path = self._next_path(now)
         raw = self._opener(path)
         f = _McapFile(path, raw, self.chunk_bytes)
         self._file = f

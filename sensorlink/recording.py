@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import heapq
 import io
+import itertools
 import json
 import struct
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from mcap.data_stream import ReadDataStream
 from mcap.exceptions import McapError
@@ -66,7 +67,7 @@ class Recording:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            self._f = open(self.path, "rb")
+            self._f = open(self.path, "rb")  # noqa: SIM115 (held for the object's life)
         except OSError as exc:
             raise RecordingError(f"{self.path}: {exc.strerror or exc}") from exc
         self.size = self.path.stat().st_size
@@ -96,7 +97,7 @@ class Recording:
         except (McapError, struct.error, ValueError, OSError, EOFError):
             return False
         self._schemas = dict(summary.schemas)
-        for cid, channel in summary.channels.items():
+        for channel in summary.channels.values():
             self._add_channel(channel)
         for ci in summary.chunk_indexes:
             ids = frozenset(ci.message_index_offsets) if ci.message_index_offsets else None
@@ -292,7 +293,7 @@ class Recording:
     def close(self) -> None:
         self._f.close()
 
-    def __enter__(self) -> Recording:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -344,7 +345,7 @@ def stream_stats(recording: Recording,
             progress(n, total)
     for cid, values in seqs.items():
         st = stats[cid]
-        for prev, cur in zip(values, values[1:]):
+        for prev, cur in itertools.pairwise(values):
             step = (cur - prev) & 0xFFFFFFFF  # the MCAP sequence is a wrapping uint32
             if step == 1:
                 continue

@@ -193,9 +193,13 @@ class ReplaySource:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 self._emit(event)
-            if not self.loop:
+            if not self.loop or self.end_ns <= self.start_ns:
                 self._pos_ns, self._ended, self._task = self.end_ns, True, None
                 return
             self.loops += 1
-            self._anchor_mono = loop.time()
+            # The next pass starts when this one's end is due, so the loop keeps its rhythm
+            # and always waits (a pass never spins without yielding).
+            end_due = self._anchor_mono + (self.end_ns - self._anchor_log) / 1e9 / self.speed
+            self._anchor_mono = max(end_due, loop.time())
             self._anchor_log = self._pos_ns = self.start_ns
+            await asyncio.sleep(0)

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _when(t_ns: int) -> str:
     if not t_ns:
         return "-"
-    return datetime.datetime.fromtimestamp(t_ns / 1e9, datetime.timezone.utc).isoformat(
+    return datetime.datetime.fromtimestamp(t_ns / 1e9, datetime.UTC).isoformat(
         timespec="milliseconds")
 
 

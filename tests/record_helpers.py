@@ -1,0 +1,114 @@
+"""Shared by the recording tests: a simulated session recorded through the real pipeline
+(simulated drivers → DriverRunner → Hub → Recorder), and, run as a script, a recorder process
+for the SIGKILL test that reports each chunk it has handed to the OS."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sensorlink_drivers.simulated.microphone import SimulatedMicrophoneArray
+from sensorlink_drivers.simulated.probes import SimulatedProbes
+from sensorlink_drivers.simulated.thermal import SimulatedThermalCamera
+
+from sensorlink.hub import Hub
+from sensorlink.recorder import Recorder
+from sensorlink.runner import DriverRunner
+from sensorlink.samples import AudioBlock, Reading, ThermalFrame
+
+SAMPLE_TYPES = (ThermalFrame, AudioBlock, Reading)
+
+
+def sim_drivers() -> list[Any]:
+    return [SimulatedThermalCamera("cam"), SimulatedProbes("probes"),
+            SimulatedMicrophoneArray("mic")]
+
+
+def stream_key(sample: Any) -> str:
+    if isinstance(sample, Reading):
+        return f"{sample.sensor}/{sample.channel}"
+    return f"{sample.sensor}/{'thermal' if isinstance(sample, ThermalFrame) else 'audio'}"
+
+
+def same_sample(a: Any, b: Any) -> bool:
+    if type(a) is not type(b) or (a.sensor, a.seq, a.t_mono_ns, a.t_wall_ns) != \
+            (b.sensor, b.seq, b.t_mono_ns, b.t_wall_ns):
+        return False
+    if isinstance(a, ThermalFrame):
+        return (a.celsius.dtype == b.celsius.dtype and np.array_equal(a.celsius, b.celsius)
+                and a.ambient_c == b.ambient_c)
+    if isinstance(a, AudioBlock):
+        return (a.rate == b.rate and np.array_equal(a.pcm, b.pcm)
+                and a.steering_deg == b.steering_deg)
+    return a == b
+
+
+def by_stream(samples: list[Any]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for s in samples:
+        out.setdefault(stream_key(s), []).append(s)
+    return out
+
+
+@dataclass
+class Session:
+    """What a recorded simulated session produced."""
+
+    files: list[Path]
+    truth: list[Any] = field(default_factory=list)  # every sample the hub carried
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+async def record_session(directory: Path, seconds: float, *, controls: int = 0,
+                         **recorder_kw: Any) -> Session:
+    """Record the three simulated sensors for ``seconds`` (of their own sample count)."""
+    hub = Hub()
+    truth_sub = hub.subscribe("truth", maxsize=1_000_000)
+    recorder = Recorder(hub, directory, session={"test": True, "seconds": seconds}, **recorder_kw)
+    await recorder.start()
+    runners = [DriverRunner(d, hub) for d in sim_drivers()]
+    for r in runners:
+        r.start()
+    # Run for a number of thermal frames rather than a wall-clock time.
+    frames, seen, truth = int(seconds * 8), 0, []
+    while seen < frames:
+        event = await asyncio.wait_for(truth_sub.get(), 10)
+        if not isinstance(event, SAMPLE_TYPES):
+            continue
+        truth.append(event)
+        if isinstance(event, ThermalFrame):
+            seen += 1
+            if seen <= controls:
+                recorder.log_control({"type": "colormap", "sensor": "cam", "name": "turbo"},
+                                     viewer=f"viewer-{seen}")
+    for r in runners:
+        await r.stop()
+    await recorder.stop()
+    truth += [e for e in truth_sub.get_nowait(1_000_000) if isinstance(e, SAMPLE_TYPES)]
+    truth_sub.close()
+    return Session(files=list(recorder.files), truth=truth, status=recorder.status())
+
+
+async def _kill_target(directory: str) -> None:
+    """Record until killed, printing each chunk as it reaches the OS."""
+    hub = Hub()
+    recorder = Recorder(hub, directory, session={"test": "sigkill"}, chunk_seconds=0.2)
+    await recorder.start()
+    runners = [DriverRunner(d, hub) for d in sim_drivers()]
+    for r in runners:
+        r.start()
+    print(f"path {recorder.path}", flush=True)
+    reported = -1
+    while True:
+        if recorder.chunks_written != reported:
+            reported = recorder.chunks_written
+            print(f"chunks {reported} samples {recorder.samples_flushed}", flush=True)
+        await asyncio.sleep(0.02)
+
+
+if __name__ == "__main__":
+    asyncio.run(_kill_target(sys.argv[1]))

@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import logging
+import ssl as ssl_module
 import time
 import urllib.parse
 from collections import Counter
@@ -50,15 +51,21 @@ class Viewer:
     def __init__(self, url: str, token: str | None = None, *,
                  on_event: Callable[[dict[str, Any]], None] | None = None,
                  ice_servers: list[IceServer] | None = None, keep_video: bool = False,
-                 validate_messages: bool = True) -> None:
+                 validate_messages: bool = True, received: Any = None, ssl: ssl_module.SSLContext | None = None,
+                 ice_transport_policy: str = "all") -> None:
         self.ws_url, url_token = signaling_url(url)
         self.token = token or url_token
         if not self.token:
             raise SignalingError("no token: pass --token or a URL ending in #token=...")
         self.on_event = on_event or (lambda event: None)
         self.ice_servers = ice_servers or []
+        self.ice_transport_policy = ice_transport_policy
         self.keep_video = keep_video
         self.validate_messages = validate_messages
+        #: optional sensorlink.received.ReceivedSamples: what arrives, as samples (for --record)
+        self.received = received
+        # For wss:// to a service with a self-signed certificate: a context that trusts it.
+        self.ssl = ssl
         self.hello: dict[str, Any] = {}
         self.tracks: dict[str, str] = {}
         self.video_frames: Counter[str] = Counter()
@@ -86,16 +93,24 @@ class Viewer:
 
     # -- one connection --------------------------------------------------------------------
     async def _session(self, lost: asyncio.Event) -> None:
-        async with websockets.connect(self.ws_url, max_size=2**20, open_timeout=10) as ws:
-            await ws.send(json.dumps({"type": "auth", "token": self.token, "client": "sensorlink view"}))
+        tls = {"ssl": self.ssl} if self.ssl is not None else {}
+        async with websockets.connect(self.ws_url, max_size=2**20, open_timeout=10, **tls) as ws:
+            # A locked-out address is refused before the service reads our auth: the send may
+            # meet a closing socket, but the refusal is queued to read (and must not be retried).
+            with contextlib.suppress(websockets.exceptions.ConnectionClosed):
+                await ws.send(json.dumps({"type": "auth", "token": self.token,
+                                          "client": "sensorlink view"}))
             hello = json.loads(await ws.recv())
             if hello.get("type") == "refused":
                 raise Refused(hello.get("reason", "refused"))
             validate("signaling", hello)
             self.hello = hello
+            if self.received is not None:
+                self.received.on_hello(hello)
             self.on_event({"event": "hello", "role": hello["role"], "replay": hello["replay"],
                            "sensors": [s["name"] for s in hello["sensors"]]})
-            pc = self._pc = RTCPeerConnection(rtc_configuration(self.ice_servers))
+            pc = self._pc = RTCPeerConnection(rtc_configuration(self.ice_servers,
+                                                                self.ice_transport_policy))
             ids = hello["channels"]
             channels = {
                 "readings": pc.createDataChannel("readings", negotiated=True, id=ids["readings"]),
@@ -200,6 +215,8 @@ class Viewer:
                         self.last_video[sensor] = frame.to_ndarray(format="rgb24")
                 else:
                     self.audio_frames[sensor] += 1
+                    if self.received is not None:
+                        self.received.on_audio(sensor, frame)
         except MediaStreamError:
             pass
 
@@ -219,6 +236,8 @@ class Viewer:
                 if last is not None and seq != last + 1 and seq > last:
                     self.seq_gaps += seq - last - 1
                 self.last_seq[stream] = seq
+            if self.received is not None:
+                self.received.on_readings(rows)
             self.on_event({"event": "readings", "count": len(rows), "received_ns": time.time_ns(),
                            "readings": rows})
         elif kind == "frame":
@@ -227,6 +246,8 @@ class Viewer:
                 meta, celsius = done
                 self.frames += 1
                 self.last_frames[meta["sensor"]] = (meta, celsius)
+                if self.received is not None:
+                    self.received.on_frame(meta, celsius)
                 self.on_event({"event": "frame", "sensor": meta["sensor"], "seq": meta["seq"],
                                "t_wall_ns": meta["t_wall_ns"], "received_ns": time.time_ns(),
                                "width": meta["width"], "height": meta["height"],
@@ -239,6 +260,8 @@ class Viewer:
             self.on_event({"event": kind, **{k: v for k, v in message.items() if k != "type"}})
         elif kind == "status":
             self.last_status = message
+            if self.received is not None:
+                self.received.on_status(message)
             self.on_event({"event": "status", "sensors": message["sensors"],
                            "viewer": message.get("viewer"), "beams": message.get("beams"),
                            "recording": message.get("recording"), "replay": message.get("replay")})

@@ -77,3 +77,30 @@ async def _run_view(*args: str) -> subprocess.CompletedProcess[str]:
     import asyncio
 
     return await asyncio.to_thread(sensorlink, "view", *args)
+
+
+async def test_view_records_what_it_receives_and_the_file_replays(service_process, tmp_path) -> None:
+    proc = service_process("demo", "--listen", "127.0.0.1:0")
+    url = await proc.url()
+    target = tmp_path / "received.mcap"
+    result = await _run_view(url, "--duration", "4", "--json", "--quiet-readings", "--record", str(target))
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    summary = next(e for e in events if e["event"] == "summary")
+    info = sensorlink("info", str(target), "--json")
+    assert info.returncode == 0, info.stderr
+    report = json.loads(info.stdout)
+    text = json.dumps(report)
+    assert "bearing-probes" in text and "machine-cam" in text and "spindle-mic" in text
+    assert summary["readings"] > 0
+    from sensorlink.recording import open_recording
+
+    from sensorlink.samples import Reading, ThermalFrame
+
+    with open_recording(target) as recording:
+        events = [event for _, event in recording.events()]
+        sensors = recording.sensors()
+    readings = [e for e in events if isinstance(e, Reading)]
+    frames = [e for e in events if isinstance(e, ThermalFrame)]
+    assert len(readings) == summary["readings"] and len(frames) == summary["frames"]
+    assert sensors.keys() >= {"machine-cam", "bearing-probes", "spindle-mic"}

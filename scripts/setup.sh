@@ -35,8 +35,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 # What the tests need from Debian: chromium for the browser tests, ALSA's configuration for the
-# microphone capture test.
-TEST_PACKAGES="chromium libasound2-data"
+# microphone capture test, the servers the deployment tests start on loopback or in a network
+# namespace of their own (mosquitto, coturn, janus), and iproute2 for that namespace.
+TEST_PACKAGES="chromium libasound2-data mosquitto mosquitto-clients coturn janus iproute2 util-linux"
 if [ "${1:-}" = "--browser" ]; then
   missing=""
   for pkg in $TEST_PACKAGES; do

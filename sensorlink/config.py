@@ -52,6 +52,8 @@ class ServiceConfig:
     port: int = 8765
     token: str | None = None
     ice_servers: list[IceServer] = field(default_factory=list)
+    # "relay": offer only TURN candidates, so every byte goes through the TURN server.
+    ice_transport_policy: str = "all"
     record_dir: str | None = None
     # Who may do what: "viewer" tokens look; the operator token may steer, record, replay.
     viewer_token: str | None = None
@@ -60,17 +62,62 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    """``[mqtt]``: export readings and sensor status to a broker (see sensorlink.mqtt_export)."""
+
+    host: str
+    port: int | None = None            # 1883, or 8883 with tls
+    site: str = "site"
+    machine: str = "machine"
+    topic_prefix: str = "sensorlink"
+    qos: int = 1
+    encoding: str = "json"             # or "msgpack"
+    client_id: str | None = None
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    keepalive_s: int = 30
+    queue: int = 100_000               # readings held while the broker is away; beyond: dropped
+    batch: int = 500                   # readings per message at most
+    status_interval_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        # One topic level each (the prefix may hold several): wildcards would break subscribers.
+        for key, pattern in (("site", r"^[^#+/\x00]+$"), ("machine", r"^[^#+/\x00]+$"),
+                             ("topic_prefix", r"^[^#+/\x00]([^#+\x00]*[^#+/\x00])?$")):
+            if not re.match(pattern, getattr(self, key)):
+                raise ValueError(f"{key}: must be non-empty, without '#', '+' or a stray '/'")
+        if self.qos not in (0, 1, 2):
+            raise ValueError("qos: must be 0, 1 or 2")
+        if self.encoding not in ("json", "msgpack"):
+            raise ValueError("encoding: must be \"json\" or \"msgpack\"")
+        if self.port is not None and not 0 < self.port < 65536:
+            raise ValueError("port: must be 1-65535")
+        if self.queue < 1 or self.batch < 1:
+            raise ValueError(f"{'queue' if self.queue < 1 else 'batch'}: must be at least 1")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("key_file: cert_file and key_file go together")
+        if self.password is not None and self.username is None:
+            raise ValueError("username: a password needs a username")
+
+
+@dataclass(frozen=True)
 class Config:
     service: ServiceConfig
     sensors: list[SensorConfig]
     source: str = "<config>"
+    mqtt: MqttConfig | None = None
 
 
 def parse_listen(value: Any, source: str) -> tuple[str, int]:
     if not isinstance(value, str):
         raise ConfigError(f"expected \"HOST:PORT\", got {value!r}", source=source, field="listen")
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    # isascii: "²" passes isdigit() but not int(), and "٣" would be read as port 3.
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ConfigError(f"expected \"HOST:PORT\" with a port 0-65535, got {value!r}",
                           source=source, field="listen")
     return host.strip("[]") or "127.0.0.1", int(port)
@@ -91,13 +138,19 @@ def _ice_servers(raw: Any, source: str) -> list[IceServer]:
         if not all(isinstance(u, str) and re.match(r"^(stun|stuns|turn|turns):", u) for u in urls):
             raise ConfigError(f"urls must start with stun:, stuns:, turn: or turns:, got {urls!r}",
                               source=source, field=f"{where}.urls")
+        for key in ("username", "credential"):
+            # aiortc and the browser both need strings here; fail now, naming the field.
+            if key in entry and not isinstance(entry[key], str):
+                raise ConfigError(f"expected a string, got {entry[key]!r}", source=source,
+                                  field=f"{where}.{key}")
         out.append(IceServer(urls=urls, username=entry.get("username"),
                              credential=entry.get("credential")))
     return out
 
 
 def parse_service(raw: dict[str, Any], source: str) -> ServiceConfig:
-    known = {"listen", "token", "viewer_token", "ice_servers", "record_dir", "tls_cert", "tls_key"}
+    known = {"listen", "token", "viewer_token", "ice_servers", "ice_transport_policy", "record_dir",
+             "tls_cert", "tls_key"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"unknown key(s) {sorted(unknown)}; known: {sorted(known)}",
@@ -111,20 +164,26 @@ def parse_service(raw: dict[str, Any], source: str) -> ServiceConfig:
         if key in raw and len(raw[key]) < 8:
             raise ConfigError("tokens must be at least 8 characters", source=source,
                               field=f"service.{key}")
+    policy = raw.get("ice_transport_policy", "all")
+    if policy not in ("all", "relay"):
+        raise ConfigError(f"expected \"all\" or \"relay\", got {policy!r}", source=source,
+                          field="service.ice_transport_policy")
     if ("tls_cert" in raw) != ("tls_key" in raw):
         raise ConfigError("tls_cert and tls_key go together", source=source, field="service.tls_key")
     return ServiceConfig(host=host, port=port, token=raw.get("token"),
                          viewer_token=raw.get("viewer_token"),
                          ice_servers=_ice_servers(raw.get("ice_servers", []), source),
+                         ice_transport_policy=policy,
                          record_dir=raw.get("record_dir"), tls_cert=raw.get("tls_cert"),
                          tls_key=raw.get("tls_key"))
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
-    unknown = set(data) - {"service", "sensors"}
+    unknown = set(data) - {"service", "sensors", "mqtt"}
     if unknown:
-        raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; expected [service] and "
-                          "[[sensors]]", source=source, field=sorted(unknown)[0])
+        raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; expected [service], "
+                          "[[sensors]] and optionally [mqtt]", source=source,
+                          field=sorted(unknown)[0])
     service = data.get("service", {})
     if not isinstance(service, dict):
         raise ConfigError("expected a table", source=source, field="service")
@@ -138,7 +197,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
             raise ConfigError("expected a table", source=source, field=f"sensors[{i}]")
         name = entry.get("name")
         label = name if isinstance(name, str) else f"#{i + 1}"
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not _NAME.fullmatch(name):  # match() lets "cam\n" in
             raise ConfigError("a name of letters, digits, '.', '_' or '-' (max 64) is required, "
                               f"got {name!r}", source=source, sensor=label, field="name")
         if name in seen:
@@ -150,7 +209,37 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
                               field="driver")
         options = {k: v for k, v in entry.items() if k not in ("name", "driver")}
         sensors.append(SensorConfig(name=name, driver=driver, options=options))
-    return Config(service=parse_service(service, source), sensors=sensors, source=source)
+    return Config(service=parse_service(service, source), sensors=sensors, source=source,
+                  mqtt=parse_table(MqttConfig, data["mqtt"], "mqtt", source) if "mqtt" in data
+                  else None)
+
+
+def parse_table(cls: type, raw: Any, table: str, source: str) -> Any:
+    """A service-level table (``[mqtt]``) checked against its dataclass; errors name table.key."""
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a table", source=source, field=table)
+    known = sorted(f.name for f in dataclasses.fields(cls))
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown key; known: {known}", source=source,
+                          field=f"{table}.{unknown[0]}")
+    try:
+        return build_options(cls, raw, source=source)
+    except ConfigError as exc:
+        message = str(exc).partition(f"field {exc.field!r}: ")[2] or str(exc)
+        raise ConfigError(message, source=source, field=f"{table}.{exc.field}" if exc.field
+                          else table) from exc
+
+
+# Triple-quoted strings first, or '""' would match the start of '"""...'.
+_SECRET = re.compile(r"(\b(?:token|viewer_token|credential|password)\s*=\s*)"
+                     r"(\"{3}[\s\S]*?\"{3}|'{3}[\s\S]*?'{3}|\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*')")
+
+
+def redact_secrets(text: str) -> str:
+    """The config file's text with tokens, TURN credentials and passwords blanked: what may be
+    copied into a recording's metadata, which travels further than the config file does."""
+    return _SECRET.sub(lambda m: f'{m.group(1)}"<redacted>"', text)
 
 
 def load_config(path: str | Path) -> Config:
@@ -159,6 +248,11 @@ def load_config(path: str | Path) -> Config:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError("file not found", source=str(path)) from exc
+    except UnicodeDecodeError as exc:  # found by tests/test_fuzz.py: TOML must be UTF-8
+        raise ConfigError(f"not UTF-8 text (byte {exc.start}): save it as UTF-8",
+                          source=str(path)) from exc
+    except OSError as exc:  # a directory, no permission: say so instead of a traceback
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", source=str(path)) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", source=str(path)) from exc
     return parse_config(data, source=str(path))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCIceServer
+from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy
 
 from sensorlink.config import IceServer
 
@@ -59,10 +59,13 @@ def restrict_host_candidates_to_loopback(enabled: bool = True) -> None:
         aioice.ice.get_or_create_mdns_protocol = _original_mdns
 
 
-def rtc_configuration(servers: list[IceServer]) -> RTCConfiguration:
+def rtc_configuration(servers: list[IceServer], policy: str = "all") -> RTCConfiguration:
+    """``policy`` "relay" gathers TURN candidates only (aioice's TransportPolicy.RELAY): one
+    relay-only end is enough for every pair, and so all media and data, to cross the relay."""
     # Always pass a list: RTCConfiguration() alone defaults to a public STUN server.
     return RTCConfiguration(iceServers=[
-        RTCIceServer(urls=s.urls, username=s.username, credential=s.credential) for s in servers])
+        RTCIceServer(urls=s.urls, username=s.username, credential=s.credential) for s in servers],
+        iceTransportPolicy=RTCIceTransportPolicy(policy))
 
 
 def ice_servers_for_browser(servers: list[IceServer]) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import sensorlink
 from sensorlink import colormap
-from sensorlink.config import Config, SensorConfig, ServiceConfig, build_options
+from sensorlink.config import Config, SensorConfig, ServiceConfig, build_options, redact_secrets
 from sensorlink.errors import ConfigError, ControlError
 from sensorlink.hub import Hub
 from sensorlink.ice import ice_servers_for_browser, is_loopback, restrict_host_candidates_to_loopback
@@ -70,6 +70,8 @@ class Service:
         self.cameras: dict[str, CameraView] = {}
         self.beams: dict[str, Beamformer] = {}
         self.viewers: list[ViewerSession] = []
+        # Sinks that hand the hub to other systems (MQTT, an SFU): start(), stop(), status().
+        self.exporters: list[Any] = []
         self.signaling = SignalingServer(self)
         self.url = ""
         self.bound: tuple[str, int] = (settings.host, settings.port)
@@ -79,9 +81,14 @@ class Service:
     def from_config(cls, config: Config, **kwargs: Any) -> Service:
         service = cls(config.service, sensors=config.sensors, source=config.source, **kwargs)
         try:
-            service._config_text = Path(config.source).read_text(encoding="utf-8")
+            # Recordings carry the config for provenance, never its tokens or credentials.
+            service._config_text = redact_secrets(Path(config.source).read_text(encoding="utf-8"))
         except OSError:
             pass
+        if config.mqtt is not None:
+            from sensorlink.mqtt_export import MqttExporter
+
+            service.exporters.append(MqttExporter(service.hub, config.mqtt))
         return service
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -105,6 +112,8 @@ class Service:
             part.start()
         if self.record_dir:
             await self.start_recording()
+        for exporter in self.exporters:
+            await exporter.start()
         for runner in self.runners:
             runner.start()
         context = None
@@ -137,6 +146,8 @@ class Service:
             await self.replay.stop()
         if self.recorder is not None:
             await self.recorder.stop()
+        for exporter in self.exporters:
+            await exporter.stop()
         for part in (*self.cameras.values(), *self.beams.values()):
             await part.stop()
 
@@ -179,9 +190,10 @@ class Service:
                      "rate_hz": round(status.rate_hz, 3) if status else 0.0}
             sensors.append(entry)
         return {"type": "status", "t_wall_ns": time.time_ns(), "sensors": sensors,
-                "beams": {name: beam.angle for name, beam in self.beams.items()},
+                "beams": {name: beam.fixed_angle for name, beam in self.beams.items()},
                 "recording": self.recorder.status() if self.recorder is not None else None,
-                "replay": self.replay.status() if self.replay is not None else None}
+                "replay": self.replay.status() if self.replay is not None else None,
+                "exports": [exporter.status() for exporter in self.exporters]}
 
     # -- control ---------------------------------------------------------------------------
     async def apply_control(self, message: dict[str, Any], *, viewer: str) -> dict[str, Any]:

@@ -1,0 +1,227 @@
+"""Fan-out through a real Janus VideoRoom: ten subscribers, one upstream peer on the service.
+
+Janus (libnice) never gathers candidates on a loopback interface, and a loopback-only test may
+not send to the machine's real addresses. So the test re-runs itself inside a network namespace
+of its own (``unshare -n``) holding one veth pair: the service and the viewers use 10.77.0.1,
+Janus 10.77.0.2, and nothing can leave the namespace. Both ends are local addresses, so the
+namespace accepts packets whose source is local (``accept_local``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import STILL_SENSORS, wait_for
+
+from sensorlink.config import ServiceConfig
+from sensorlink.errors import ConfigError
+from sensorlink.janus import (
+    JanusPublisher,
+    JanusSession,
+    JanusTarget,
+    JanusViewer,
+    plugin_data,
+)
+from sensorlink.service import Service
+from sensorlink.wire import validate
+
+JANUS = shutil.which("janus") or "/usr/bin/janus"
+JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
+INSIDE = os.environ.get("SENSORLINK_TEST_NETNS") == "1"
+SERVICE_IP, JANUS_IP = "10.77.0.1", "10.77.0.2"
+ROOM = 4242
+VIEWERS = 10
+
+pytestmark = pytest.mark.skipif(not Path(JANUS).exists(),
+                                reason="Janus not installed (apt-get install janus)")
+
+
+def janus_lib() -> Path:
+    found = sorted(Path("/usr/lib").glob("*/janus/plugins/libjanus_videoroom.so"))
+    return found[0].parent.parent if found else JANUS_LIB
+
+
+def write_janus_config(directory: Path, ws_port: int) -> Path:
+    lib = janus_lib()
+    plugins = sorted(p.name for p in (lib / "plugins").glob("libjanus_*.so")
+                     if p.name != "libjanus_videoroom.so")
+    transports = sorted(p.name for p in (lib / "transports").glob("libjanus_*.so")
+                        if p.name != "libjanus_websockets.so")
+    (directory / "janus.jcfg").write_text(f"""
+general: {{
+    configs_folder = "{directory}"
+    plugins_folder = "{lib}/plugins"
+    transports_folder = "{lib}/transports"
+    events_folder = "{lib}/events"
+    loggers_folder = "{lib}/loggers"
+    debug_level = 4
+    session_timeout = 60
+}}
+media: {{
+    rtp_port_range = "31000-31999"
+}}
+nat: {{
+    ice_enforce_list = "sl0"
+    ignore_mdns = true
+}}
+plugins: {{
+    disable = "{','.join(plugins)}"
+}}
+transports: {{
+    disable = "{','.join(transports)}"
+}}
+events: {{
+    broadcast = false
+}}
+loggers: {{
+    disable = "libjanus_jsonlog.so"
+}}
+""")
+    (directory / "janus.transport.websockets.jcfg").write_text(f"""
+general: {{
+    json = "compact"
+    ws = true
+    ws_port = {ws_port}
+    ws_ip = "{JANUS_IP}"
+    wss = false
+}}
+admin: {{
+    admin_ws = false
+}}
+""")
+    (directory / "janus.plugin.videoroom.jcfg").write_text("general: {\n}\n")
+    return directory / "janus.jcfg"
+
+
+def setup_namespace_network() -> None:
+    for command in (["ip", "link", "set", "lo", "up"],
+                    ["ip", "link", "add", "sl0", "type", "veth", "peer", "name", "sl1"],
+                    ["ip", "addr", "add", f"{JANUS_IP}/30", "dev", "sl0"],
+                    ["ip", "addr", "add", f"{SERVICE_IP}/30", "dev", "sl1"],
+                    ["ip", "link", "set", "sl1", "up"], ["ip", "link", "set", "sl0", "up"]):
+        subprocess.run(command, check=True, capture_output=True)
+    for conf in ("all", "sl0", "sl1"):
+        Path(f"/proc/sys/net/ipv4/conf/{conf}/accept_local").write_text("1")
+
+
+@pytest.fixture
+def janus(tmp_path: Path) -> Any:
+    assert INSIDE, "only inside the test's own network namespace"
+    setup_namespace_network()
+    port = 8188
+    config = write_janus_config(tmp_path, port)
+    log = tmp_path / "janus.log"
+    proc = subprocess.Popen([JANUS, "-C", str(config), "-F", str(tmp_path), "-o", "-N",
+                             "-L", str(log)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"janus exited {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            socket.create_connection((JANUS_IP, port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("janus did not listen within 15 s")
+            time.sleep(0.1)
+    yield f"janus://{JANUS_IP}:{port}/{ROOM}"
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.timeout(240)
+def test_ten_subscribers_through_janus_cost_the_service_one_peer() -> None:
+    """Runs the scenario below in a fresh network namespace and reports its result."""
+    assert shutil.which("unshare") and shutil.which("ip"), \
+        "needs unshare and ip (util-linux, iproute2) for a private network namespace"
+    assert subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False).returncode == 0, \
+        "cannot create a network namespace here (needs root or user namespaces)"
+    here = Path(__file__)
+    result = subprocess.run(
+        ["unshare", "-n", "--", sys.executable, "-m", "pytest", "-x", "-q", "-p",
+         "no:cacheprovider", f"{here}::test_janus_room_scenario"],
+        cwd=here.parent.parent, env={**os.environ, "SENSORLINK_TEST_NETNS": "1"},
+        capture_output=True, text=True, timeout=220, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and "1 passed" in output, output[-6000:]
+
+
+@pytest.mark.netns_inner  # collected only inside the namespace (see tests/conftest.py)
+@pytest.mark.timeout(200)
+async def test_janus_room_scenario(janus: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import aioice.ice
+
+    # In the namespace the service's ICE offers the veth address Janus can answer.
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: [SERVICE_IP])
+    service = Service(ServiceConfig(host=SERVICE_IP, port=0, token="test-token-123"),
+                      sensors=STILL_SENSORS, source="test")
+    publisher = JanusPublisher(service, janus)
+    service.exporters.append(publisher)
+    await service.start()
+    viewers = [JanusViewer(janus) for _ in range(VIEWERS)]
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await wait_for(lambda: publisher.state == "connected", 30,
+                       f"the upstream peer ({publisher.state}: {publisher.detail})")
+        tasks = [asyncio.create_task(v.run()) for v in viewers]
+
+        def all_receiving() -> bool:
+            for task in tasks:
+                if task.done():
+                    task.result()  # a subscriber that died says why
+            return all(v.video_frames["cam"] >= 10 and v.audio_frames["mic"] >= 25 and
+                       v.readings >= 150 and v.frames >= 2 and v.statuses >= 1 for v in viewers)
+        await wait_for(all_receiving, 150, "video, audio, readings and frames at every subscriber")
+        for v in viewers:
+            assert v.seq_gaps == 0 and v.invalid == 0, (v.name, v.seq_gaps, v.invalid)
+            assert {"probes/t0", "mic/doa", "cam/ambient"} <= set(v.last_seq)
+        # The service holds exactly one peer connection: the one to Janus.
+        assert service.viewers == [] and publisher.connects == 1 and publisher.pc is not None
+        status = service.status_message()
+        validate("status", status)
+        assert status["exports"] == [publisher.status()] and status["exports"][0]["state"] == "connected"
+        # Janus agrees: one publisher in the room, ten subscriber handles fed from it.
+        async with JanusSession.open(JanusTarget.parse(janus).ws_url) as session:
+            handle = await session.attach()
+            participants = plugin_data(await session.message(
+                handle, {"request": "listparticipants", "room": ROOM}))["participants"]
+            assert [p["display"] for p in participants if p.get("publisher")] == ["sensorlink"]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await service.stop()
+
+
+def test_publish_url_and_loopback_service_are_refused_with_the_field() -> None:
+    assert JanusTarget.parse("janus://sfu.plant:8989/7") == JanusTarget("sfu.plant", 8989, 7)
+    assert JanusTarget.parse("janus://sfu.plant/7").port == 8188
+    for bad in ("http://sfu/7", "janus://sfu/room-seven", "janus:///7"):
+        with pytest.raises(ConfigError) as info:
+            JanusTarget.parse(bad)
+        assert info.value.field == "publish"
+
+
+def test_run_refuses_to_publish_from_a_loopback_service(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[service]\nlisten = "127.0.0.1:0"\n\n[[sensors]]\nname = "p"\n'
+                      'driver = "sim-probes"\n')
+    result = subprocess.run([sys.executable, "-m", "sensorlink.cli", "run", str(config),
+                             "--publish", "janus://127.0.0.1/1"], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode != 0 and "publish" in result.stderr and "loopback" in result.stderr

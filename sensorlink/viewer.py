@@ -27,6 +27,7 @@ from aiortc.mediastreams import MediaStreamError
 from sensorlink.config import IceServer
 from sensorlink.errors import MessageError, SignalingError
 from sensorlink.ice import is_loopback, restrict_host_candidates_to_loopback, rtc_configuration
+from sensorlink.peer import enlarge_receive_buffers
 from sensorlink.runner import Backoff
 from sensorlink.wire import FrameAssembler, decode_message, validate
 
@@ -51,7 +52,8 @@ class Viewer:
     def __init__(self, url: str, token: str | None = None, *,
                  on_event: Callable[[dict[str, Any]], None] | None = None,
                  ice_servers: list[IceServer] | None = None, keep_video: bool = False,
-                 validate_messages: bool = True, received: Any = None, ssl: ssl_module.SSLContext | None = None,
+                 validate_messages: bool = True, received: Any = None,
+                 ssl: ssl_module.SSLContext | None = None,
                  ice_transport_policy: str = "all") -> None:
         self.ws_url, url_token = signaling_url(url)
         self.token = token or url_token
@@ -143,6 +145,7 @@ class Viewer:
                     lost.set()
 
             await pc.setLocalDescription(await pc.createOffer())
+            enlarge_receive_buffers(pc)  # the same reason as the service's side: see peer.py
             await ws.send(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp}))
             while True:
                 answer = json.loads(await ws.recv())

@@ -6,6 +6,7 @@ field; nothing a viewer sends can stop the stream.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any, Protocol
 
@@ -60,6 +61,7 @@ class ControlHandler:
                 raise MessageError("too many control messages; slow down")
             message = decode_control(data)
             msg_id = message["id"]
+            _refuse_non_finite(message, msg_id)
             if msg_id <= self._last_id:
                 raise MessageError(f"id {msg_id} is not above the previous id {self._last_id} "
                                    "(replayed or out-of-order message)", field="id", msg_id=msg_id)
@@ -79,3 +81,16 @@ class ControlHandler:
                                 field=exc.field)
         self.accepted += 1
         return encode_reply(msg_id, result)
+
+
+def _refuse_non_finite(value: Any, msg_id: int, path: str = "") -> None:
+    """JSON Schema's minimum/maximum let NaN through (every comparison with it is false), and
+    msgpack carries NaN and ±inf: refuse them here, naming the field (found by fuzzing:
+    a NaN steering angle or colour range was accepted)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise MessageError(f"{value!r} is not a finite number", field=path or None,
+                           msg_id=msg_id)
+    items = value.items() if isinstance(value, dict) else \
+        enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        _refuse_non_finite(item, msg_id, f"{path}.{key}" if path else str(key))

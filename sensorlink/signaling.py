@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 import sensorlink
-from sensorlink.errors import MessageError, SensorlinkError
+from sensorlink.errors import MessageError, SensorlinkError, SignalingError
 from sensorlink.wire import MAX_SIGNALING_BYTES, validate
 
 if TYPE_CHECKING:
@@ -149,7 +149,8 @@ class SignalingServer:
         raw = await asyncio.wait_for(ws.recv(), timeout) if timeout else await ws.recv()
         try:
             message = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            # RecursionError: "[[[[..." nested thousands deep fits in 64 KiB (found by fuzzing).
             raise MessageError("not valid JSON") from exc
         validate("signaling", message)
         return message
@@ -158,7 +159,9 @@ class SignalingServer:
         self.refused += 1
         try:
             await self._send(ws, {"type": "refused", "reason": reason})
-            await ws.close(REFUSED, reason[:120])
+            # A close reason is at most 123 bytes of UTF-8, not characters: a reason quoting a
+            # non-ASCII message broke the close (found by fuzzing).
+            await ws.close(REFUSED, reason.encode("utf-8")[:120].decode("utf-8", "ignore"))
         except ConnectionClosed:
             pass
 
@@ -198,14 +201,20 @@ class SignalingServer:
                                           "error": f"unexpected {message['type']!r}; send an offer"})
                     continue
                 if session is not None:
-                    await session.close()  # a new offer replaces the old connection
+                    await self._close_session(session)  # a new offer replaces the old one
                 session = self.service.new_viewer(role=role, remote=address)
                 try:
                     sdp, tracks = await session.answer(message["sdp"])
-                except SensorlinkError as exc:
+                except Exception as exc:  # noqa: BLE001 (see below)
+                    # aiortc accepts some broken offers in setRemoteDescription and then fails
+                    # in createAnswer with AttributeError and the like (found by fuzzing): any
+                    # failure here is the offer's fault, answered as such.
+                    if not isinstance(exc, SensorlinkError):
+                        log.info("signaling: offer from %s failed: %r", address, exc)
+                        exc = SignalingError(f"bad offer: {type(exc).__name__}: {exc}")
                     await self._send(ws, {"type": "error", "id": None, "error": str(exc),
                                           "field": "sdp"})
-                    await session.close()
+                    await self._close_session(session)
                     session = None
                     continue
                 await self._send(ws, {"type": "answer", "sdp": sdp, "tracks": tracks})
@@ -213,7 +222,16 @@ class SignalingServer:
             pass
         finally:
             if session is not None:
-                await session.close()
+                await self._close_session(session)
+
+    async def _close_session(self, session: Any) -> None:
+        try:
+            await session.close()
+        except Exception as exc:  # noqa: BLE001 (see below)
+            # aiortc's close() fails on a connection a broken offer left half-built; the
+            # session must still leave the service's list of viewers.
+            log.info("signaling: closing %s: %r", getattr(session, "name", "?"), exc)
+            self.service.viewer_closed(session)
 
 
 def constant_time_equal(a: str, b: str) -> bool:

@@ -49,6 +49,10 @@ def signaling_url(url: str) -> tuple[str, str | None]:
 
 
 class Viewer:
+    #: The service sends status at least every second: a connection that carries nothing for
+    #: this long is gone (a blocked UDP port), long before ICE consent (~30 s) would say so.
+    stale_after_s: float = 6.0
+
     def __init__(self, url: str, token: str | None = None, *,
                  on_event: Callable[[dict[str, Any]], None] | None = None,
                  ice_servers: list[IceServer] | None = None, keep_video: bool = False,
@@ -82,6 +86,7 @@ class Viewer:
         self.connections = 0
         self.last_seq: dict[str, int] = {}
         self.connected = asyncio.Event()
+        self._last_message_mono = 0.0
         self._control_open = asyncio.Event()
         self._assembler = FrameAssembler()
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -157,9 +162,20 @@ class Viewer:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
             closed = asyncio.create_task(ws.wait_closed())
             lost_wait = asyncio.create_task(lost.wait())
+            watchdog = asyncio.create_task(self._watch_silence(lost))
             await asyncio.wait({closed, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (closed, lost_wait):
+            for task in (closed, lost_wait, watchdog):
                 task.cancel()
+
+    async def _watch_silence(self, lost: asyncio.Event) -> None:
+        await self.connected.wait()
+        self._last_message_mono = time.monotonic()
+        while not lost.is_set():
+            await asyncio.sleep(min(1.0, self.stale_after_s / 4))
+            silent_s = time.monotonic() - self._last_message_mono
+            if silent_s > self.stale_after_s:
+                self.on_event({"event": "stale", "silent_s": round(silent_s, 1)})
+                lost.set()
 
     async def _teardown(self) -> None:
         self.connected.clear()
@@ -224,6 +240,7 @@ class Viewer:
             pass
 
     def _on_message(self, data: bytes | str) -> None:
+        self._last_message_mono = time.monotonic()
         try:
             message = decode_message(data) if self.validate_messages else msgpack.unpackb(data)
         except (MessageError, ValueError, msgpack.UnpackException) as exc:

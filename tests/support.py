@@ -76,3 +76,54 @@ class ServiceProcess:
             raise AssertionError(f"service did not stop on signal {sig}: {self.errors()[-2000:]}")
 
 
+
+
+def self_signed(directory: Path, common_name: str = "sensorlink test") -> tuple[Path, Path]:
+    """A certificate for localhost/127.0.0.1 that is its own CA, and its key (PEM files)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def wait_until_listening(proc: subprocess.Popen[bytes], host: str, port: int, *, what: str,
+                         timeout: float = 15.0, log: Callable[[], str] = lambda: "") -> None:
+    """Block until ``proc`` accepts TCP connections on host:port; fail, saying why, if it exits
+    or does not listen within ``timeout`` seconds (and then kill it)."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited {proc.returncode}: {log()[-2000:]}")
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(f"{what} did not listen within {timeout:g} s") from None
+            time.sleep(0.05)

@@ -12,15 +12,13 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import STILL_SENSORS, wait_for
+from support import STILL_SENSORS, wait_for, wait_until_listening
 
 from sensorlink.config import ServiceConfig
 from sensorlink.errors import ConfigError
@@ -123,18 +121,8 @@ def janus(tmp_path: Path) -> Any:
     proc = subprocess.Popen([JANUS, "-C", str(config), "-F", str(tmp_path), "-o", "-N",
                              "-L", str(log)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"janus exited {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            socket.create_connection((JANUS_IP, port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("janus did not listen within 15 s")
-            time.sleep(0.1)
+    wait_until_listening(proc, JANUS_IP, port, what="janus",
+                         log=lambda: log.read_text(errors="replace"))
     yield f"janus://{JANUS_IP}:{port}/{ROOM}"
     proc.terminate()
     try:

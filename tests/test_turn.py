@@ -12,12 +12,11 @@ import re
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import STILL_SENSORS, wait_for
+from support import STILL_SENSORS, wait_for, wait_until_listening
 
 from sensorlink.config import IceServer, ServiceConfig, parse_config
 from sensorlink.errors import ConfigError, SignalingError
@@ -57,18 +56,7 @@ def coturn(tmp_path: Path) -> Any:
          "--allow-loopback-peers", "--no-cli", "--no-tls", "--no-dtls", "--no-multicast-peers",
          "--simple-log", f"--log-file={log}", "--verbose", "--fingerprint"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"turnserver exited {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("turnserver did not listen within 10 s")
-            time.sleep(0.05)
+    wait_until_listening(proc, "127.0.0.1", port, what="turnserver")
     yield port, log
     proc.terminate()
     try:

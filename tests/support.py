@@ -127,3 +127,13 @@ def wait_until_listening(proc: subprocess.Popen[bytes], host: str, port: int, *,
                 proc.kill()
                 raise AssertionError(f"{what} did not listen within {timeout:g} s") from None
             time.sleep(0.05)
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import STILL_SENSORS, wait_for, wait_until_listening
+from support import STILL_SENSORS, wait_for, terminate, wait_until_listening
 
 from sensorlink.config import ServiceConfig
 from sensorlink.errors import ConfigError
@@ -124,12 +124,7 @@ def janus(tmp_path: Path) -> Any:
     wait_until_listening(proc, JANUS_IP, port, what="janus",
                          log=lambda: log.read_text(errors="replace"))
     yield f"janus://{JANUS_IP}:{port}/{ROOM}"
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    terminate(proc)
 
 
 @pytest.mark.timeout(240)

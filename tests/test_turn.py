@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import STILL_SENSORS, wait_for, wait_until_listening
+from support import STILL_SENSORS, wait_for, terminate, wait_until_listening
 
 from sensorlink.config import IceServer, ServiceConfig, parse_config
 from sensorlink.errors import ConfigError, SignalingError
@@ -58,12 +58,7 @@ def coturn(tmp_path: Path) -> Any:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     wait_until_listening(proc, "127.0.0.1", port, what="turnserver")
     yield port, log
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    terminate(proc)
 
 
 def nominated_pairs(pc: Any) -> list[Any]:

@@ -9,6 +9,7 @@ A subclass only captures: :meth:`MicrophoneArrayDriver.capture` returns int16 PC
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -79,7 +80,9 @@ class MicrophoneArrayDriver(Driver):
             level = dbfs(self._window.mean(axis=1))
             # Below -70 dBFS there is no source to point at: flag the direction, keep it.
             quality = "ok" if level > -70.0 else "suspect"
-            angle = self._finder.estimate(self._window)
+            # A few ms of FFTs: off the event loop (numpy releases the GIL), so frames and
+            # readings of other sensors are not held behind it.
+            angle = await asyncio.to_thread(self._finder.estimate, self._window)
             out.append(Reading(self.name, "doa", "direction", round(angle, 2), "deg",
                                self.next_seq("doa"), t_mono, t_wall, quality))
             out.append(Reading(self.name, "level", "sound_level", round(level, 2), "dBFS",

@@ -8,6 +8,7 @@ nanosecond, with no block-edge artefacts.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
 
@@ -92,6 +93,6 @@ class SimulatedMicrophoneArray(MicrophoneArrayDriver):
 
     async def capture(self) -> np.ndarray:
         await self._ticker.wait()
-        pcm = self.synthesize(self._sample, self.options.block)
+        pcm = await asyncio.to_thread(self.synthesize, self._sample, self.options.block)
         self._sample += self.options.block
         return pcm

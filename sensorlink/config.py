@@ -12,6 +12,14 @@ name = "spindle-cam"
 driver = "gy-mcu90640"
 port = "/dev/ttyUSB0"          # every key but name/driver is a driver option
 rate_hz = 4
+
+[[dashboard.links]]            # optional: what the dashboard's selector offers besides this service
+name = "press-2"
+url = "http://press-2.plant:8765/"   # another service (token optional, operators only get it)
+[[dashboard.links]]
+name = "hall A"
+url = "ws://janus.plant:8188/"       # a Janus VideoRoom: its WebSocket API and the room
+room = 1234
 ```
 Every error names the file, the sensor and the field.
 """
@@ -23,6 +31,7 @@ import re
 import tomllib
 import types
 import typing
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,11 +114,85 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class DashboardLink:
+    """One entry of the dashboard's selector: another sensorlink service (``url`` = its
+    dashboard address) or a Janus VideoRoom (``url`` = Janus' WebSocket API, plus ``room``)."""
+
+    name: str
+    url: str
+    token: str | None = None           # the token to use there; only operators are given it
+    room: int | None = None            # set: a Janus room, not a service
+    display: str = "sensorlink"        # the publisher to subscribe to in that room
+    pin: str | None = None             # the room's pin, a secret like a token
+
+    @property
+    def kind(self) -> str:
+        return "service" if self.room is None else "janus"
+
+    def for_client(self, role: str) -> dict[str, Any]:
+        """What the signaling ``hello`` carries. Secrets go to the operator role only: a viewer
+        token must never open another service, nor another service's room pin."""
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "url": self.url}
+        if self.room is not None:
+            out.update(room=self.room, display=self.display)
+        if role == "operator":
+            out.update({k: v for k, v in (("token", self.token), ("pin", self.pin)) if v})
+        return out
+
+
+def parse_links(raw: Any, source: str) -> list[DashboardLink]:
+    """``[dashboard]`` with ``[[dashboard.links]]`` tables."""
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a table", source=source, field="dashboard")
+    unknown = sorted(set(raw) - {"links"})
+    if unknown:
+        raise ConfigError("unknown key; known: ['links']", source=source,
+                          field=f"dashboard.{unknown[0]}")
+    entries = raw.get("links", [])
+    if not isinstance(entries, list):
+        raise ConfigError("expected [[dashboard.links]] tables", source=source,
+                          field="dashboard.links")
+    links: list[DashboardLink] = []
+    for i, entry in enumerate(entries):
+        where = f"dashboard.links[{i}]"
+        link = parse_table(DashboardLink, entry, where, source)
+        # Shown in a selector and used as a key: printable, short, one of a kind.
+        if not 0 < len(link.name) <= 64 or not link.name.isprintable() \
+                or link.name != link.name.strip():
+            raise ConfigError(f"a printable name of 1-64 characters is required, got {link.name!r}",
+                              source=source, field=f"{where}.name")
+        if any(other.name == link.name for other in links):
+            raise ConfigError("two links have this name", source=source, field=f"{where}.name")
+        schemes = ("http", "https") if link.room is None else ("ws", "wss")
+        try:
+            parts = urllib.parse.urlsplit(link.url)
+            parts.port  # noqa: B018 (raises on a bad port)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in schemes or not parts.hostname \
+                or any(c.isspace() for c in link.url):
+            what = "a service's dashboard address" if link.room is None else \
+                "Janus' WebSocket API (with room)"
+            expected = " or ".join(f"{scheme}://HOST[:PORT]/" for scheme in schemes)
+            raise ConfigError(f"{what}: expected {expected}, got {link.url!r}", source=source,
+                              field=f"{where}.url")
+        if link.room is not None and not 0 < link.room < 2**53:
+            raise ConfigError("a room id is a positive integer", source=source,
+                              field=f"{where}.room")
+        if link.room is None and link.pin is not None:
+            raise ConfigError("a pin belongs to a Janus room (set room)", source=source,
+                              field=f"{where}.pin")
+        links.append(link)
+    return links
+
+
+@dataclass(frozen=True)
 class Config:
     service: ServiceConfig
     sensors: list[SensorConfig]
     source: str = "<config>"
     mqtt: MqttConfig | None = None
+    links: list[DashboardLink] = field(default_factory=list)
 
 
 def parse_listen(value: Any, source: str) -> tuple[str, int]:
@@ -179,10 +262,10 @@ def parse_service(raw: dict[str, Any], source: str) -> ServiceConfig:
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
-    unknown = set(data) - {"service", "sensors", "mqtt"}
+    unknown = set(data) - {"service", "sensors", "mqtt", "dashboard"}
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; expected [service], "
-                          "[[sensors]] and optionally [mqtt]", source=source,
+                          "[[sensors]] and optionally [mqtt], [dashboard]", source=source,
                           field=sorted(unknown)[0])
     service = data.get("service", {})
     if not isinstance(service, dict):
@@ -211,7 +294,8 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
         sensors.append(SensorConfig(name=name, driver=driver, options=options))
     return Config(service=parse_service(service, source), sensors=sensors, source=source,
                   mqtt=parse_table(MqttConfig, data["mqtt"], "mqtt", source) if "mqtt" in data
-                  else None)
+                  else None,
+                  links=parse_links(data["dashboard"], source) if "dashboard" in data else [])
 
 
 def parse_table(cls: type, raw: Any, table: str, source: str) -> Any:
@@ -232,7 +316,7 @@ def parse_table(cls: type, raw: Any, table: str, source: str) -> Any:
 
 
 # Triple-quoted strings first, or '""' would match the start of '"""...'.
-_SECRET = re.compile(r"(\b(?:token|viewer_token|credential|password)\s*=\s*)"
+_SECRET = re.compile(r"(\b(?:token|viewer_token|credential|password|pin)\s*=\s*)"
                      r"(\"{3}[\s\S]*?\"{3}|'{3}[\s\S]*?'{3}|\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*')")
 
 

@@ -21,7 +21,14 @@ from typing import Any
 
 import sensorlink
 from sensorlink import colormap
-from sensorlink.config import Config, SensorConfig, ServiceConfig, build_options, redact_secrets
+from sensorlink.config import (
+    Config,
+    DashboardLink,
+    SensorConfig,
+    ServiceConfig,
+    build_options,
+    redact_secrets,
+)
 from sensorlink.errors import ConfigError, ControlError
 from sensorlink.hub import Hub
 from sensorlink.ice import ice_servers_for_browser, is_loopback, restrict_host_candidates_to_loopback
@@ -72,6 +79,8 @@ class Service:
         self.viewers: list[ViewerSession] = []
         # Sinks that hand the hub to other systems (MQTT, an SFU): start(), stop(), status().
         self.exporters: list[Any] = []
+        # Other services and Janus rooms the dashboard offers to switch to ([[dashboard.links]]).
+        self.links: list[DashboardLink] = []
         self.signaling = SignalingServer(self)
         self.url = ""
         self.bound: tuple[str, int] = (settings.host, settings.port)
@@ -80,6 +89,7 @@ class Service:
     @classmethod
     def from_config(cls, config: Config, **kwargs: Any) -> Service:
         service = cls(config.service, sensors=config.sensors, source=config.source, **kwargs)
+        service.links = list(config.links)
         try:
             # Recordings carry the config for provenance, never its tokens or credentials.
             service._config_text = redact_secrets(Path(config.source).read_text(encoding="utf-8"))
@@ -165,7 +175,8 @@ class Service:
                 "replay": self.hub.replay,
                 "sensors": [info.to_dict() for info in self.hub.sensors.values()],
                 "channels": dict(CHANNELS), "colormaps": list(colormap.COLORMAPS),
-                "ice_servers": ice_servers_for_browser(self.settings.ice_servers)}
+                "ice_servers": ice_servers_for_browser(self.settings.ice_servers),
+                "links": [link.for_client(role) for link in self.links]}
 
     def new_viewer(self, *, role: str, remote: str) -> ViewerSession:
         session = ViewerSession(self, role=role, remote=remote)

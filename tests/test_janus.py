@@ -10,14 +10,14 @@ namespace accepts packets whose source is local (``accept_local``).
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from janus_support import (INSIDE, JANUS, JANUS_IP, SERVICE_IP, run_inner_test_in_namespace,
+                           setup_namespace_network, write_janus_config)
 from support import STILL_SENSORS, wait_for, terminate, wait_until_listening
 
 from sensorlink.config import ServiceConfig
@@ -32,83 +32,11 @@ from sensorlink.janus import (
 from sensorlink.service import Service
 from sensorlink.wire import validate
 
-JANUS = shutil.which("janus") or "/usr/bin/janus"
-JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
-INSIDE = os.environ.get("SENSORLINK_TEST_NETNS") == "1"
-SERVICE_IP, JANUS_IP = "10.77.0.1", "10.77.0.2"
 ROOM = 4242
 VIEWERS = 10
 
 pytestmark = pytest.mark.skipif(not Path(JANUS).exists(),
                                 reason="Janus not installed (apt-get install janus)")
-
-
-def janus_lib() -> Path:
-    found = sorted(Path("/usr/lib").glob("*/janus/plugins/libjanus_videoroom.so"))
-    return found[0].parent.parent if found else JANUS_LIB
-
-
-def write_janus_config(directory: Path, ws_port: int) -> Path:
-    lib = janus_lib()
-    plugins = sorted(p.name for p in (lib / "plugins").glob("libjanus_*.so")
-                     if p.name != "libjanus_videoroom.so")
-    transports = sorted(p.name for p in (lib / "transports").glob("libjanus_*.so")
-                        if p.name != "libjanus_websockets.so")
-    (directory / "janus.jcfg").write_text(f"""
-general: {{
-    configs_folder = "{directory}"
-    plugins_folder = "{lib}/plugins"
-    transports_folder = "{lib}/transports"
-    events_folder = "{lib}/events"
-    loggers_folder = "{lib}/loggers"
-    debug_level = 4
-    session_timeout = 60
-}}
-media: {{
-    rtp_port_range = "31000-31999"
-}}
-nat: {{
-    ice_enforce_list = "sl0"
-    ignore_mdns = true
-}}
-plugins: {{
-    disable = "{','.join(plugins)}"
-}}
-transports: {{
-    disable = "{','.join(transports)}"
-}}
-events: {{
-    broadcast = false
-}}
-loggers: {{
-    disable = "libjanus_jsonlog.so"
-}}
-""")
-    (directory / "janus.transport.websockets.jcfg").write_text(f"""
-general: {{
-    json = "compact"
-    ws = true
-    ws_port = {ws_port}
-    ws_ip = "{JANUS_IP}"
-    wss = false
-}}
-admin: {{
-    admin_ws = false
-}}
-""")
-    (directory / "janus.plugin.videoroom.jcfg").write_text("general: {\n}\n")
-    return directory / "janus.jcfg"
-
-
-def setup_namespace_network() -> None:
-    for command in (["ip", "link", "set", "lo", "up"],
-                    ["ip", "link", "add", "sl0", "type", "veth", "peer", "name", "sl1"],
-                    ["ip", "addr", "add", f"{JANUS_IP}/30", "dev", "sl0"],
-                    ["ip", "addr", "add", f"{SERVICE_IP}/30", "dev", "sl1"],
-                    ["ip", "link", "set", "sl1", "up"], ["ip", "link", "set", "sl0", "up"]):
-        subprocess.run(command, check=True, capture_output=True)
-    for conf in ("all", "sl0", "sl1"):
-        Path(f"/proc/sys/net/ipv4/conf/{conf}/accept_local").write_text("1")
 
 
 @pytest.fixture
@@ -130,18 +58,8 @@ def janus(tmp_path: Path) -> Any:
 @pytest.mark.timeout(240)
 def test_ten_subscribers_through_janus_cost_the_service_one_peer() -> None:
     """Runs the scenario below in a fresh network namespace and reports its result."""
-    assert shutil.which("unshare") and shutil.which("ip"), \
-        "needs unshare and ip (util-linux, iproute2) for a private network namespace"
-    assert subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False).returncode == 0, \
-        "cannot create a network namespace here (needs root or user namespaces)"
     here = Path(__file__)
-    result = subprocess.run(
-        ["unshare", "-n", "--", sys.executable, "-m", "pytest", "-x", "-q", "-p",
-         "no:cacheprovider", f"{here}::test_janus_room_scenario"],
-        cwd=here.parent.parent, env={**os.environ, "SENSORLINK_TEST_NETNS": "1"},
-        capture_output=True, text=True, timeout=220, check=False)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0 and "1 passed" in output, output[-6000:]
+    run_inner_test_in_namespace(f"{here}::test_janus_room_scenario", cwd=here.parent.parent)
 
 
 @pytest.mark.netns_inner  # collected only inside the namespace (see tests/conftest.py)

@@ -1,8 +1,10 @@
 // The dashboard: reads the token from the URL fragment, connects, builds one panel per sensor from
-// the service's hello, routes every data-channel message to its panel, and exposes a read-only
-// test hook, window.sensorlink.
+// the service's hello, routes every data-channel message to its panel, switches to the other
+// services and Janus rooms the hello lists, and exposes a read-only test hook, window.sensorlink.
 
 import { Connection } from "./signaling.js";
+import { JanusConnection } from "./janus.js";
+import { LinkSelector, describePath, serviceWsUrl } from "./links.js";
 import { Schemas } from "./schema.js";
 import { ThermalView } from "./thermal.js";
 import { ProbePlot } from "./plots.js";
@@ -14,7 +16,7 @@ import { el } from "./dom.js";
 const STATE_LABEL = {
   idle: ["Idle", "idle"], connecting: ["Connecting…", "warn"], authenticating: ["Authenticating…", "warn"],
   negotiating: ["Setting up WebRTC…", "warn"], answering: ["Setting up WebRTC…", "warn"],
-  "connecting-media": ["Connecting media…", "warn"], live: ["Live", "ok"],
+  "connecting-media": ["Connecting media…", "warn"], live: ["Live", "ok"], joining: ["Joining room…", "warn"],
   unstable: ["Unstable", "warn"], reconnecting: ["Reconnecting", "warn"], refused: ["Refused", "bad"],
 };
 
@@ -29,6 +31,14 @@ let lastReply = null;
 let lastStatus = null;
 let beams = {};
 let sensorsKey = "";
+// The service that served this page lists what else the page may show (its hello's links);
+// `current` is the one shown (null: that service itself), `linkTokens` the tokens typed in for
+// links the page was not given one for (kept in memory only, never in the address).
+let homeLinks = [];
+let homeIceServers = [];
+let current = null;
+let pendingLink = paramFromUrl("link");
+const linkTokens = new Map();
 
 const schemas = new Schemas();
 const statusPanel = new StatusPanel($("#status-host"));
@@ -40,34 +50,86 @@ function notify(text, level = "info") {
   setTimeout(() => toast.remove(), 5600);
 }
 
-const conn = new Connection({
-  token: tokenFromUrl(),
-  schemas,
-  on: {
-    state: showState,
-    hello: onHello,
-    track(sensor, kind, stream) {
-      const panel = kind === "video" ? panels.thermal.get(sensor) : panels.microphone.get(sensor);
-      panel?.setStream(stream);
-    },
-    message: onMessage,
-    invalid(channel, why) {
-      counts.invalid++;
-      invalidLog.push(`${channel}: ${why}`);
-      if (invalidLog.length > 20) invalidLog.shift();
-      console.warn(`sensorlink: dropped an invalid message on ${channel}: ${why}`);
-    },
-    reset() {
-      for (const group of Object.values(panels)) for (const p of group.values()) p.reset();
-    },
+const handlers = {
+  state: showState,
+  hello: onHello,
+  track(sensor, kind, stream) {
+    const panel = kind === "video" ? panels.thermal.get(sensor) : panels.microphone.get(sensor);
+    panel?.setStream(stream);
   },
-});
+  message: onMessage,
+  invalid(channel, why) {
+    counts.invalid++;
+    invalidLog.push(`${channel}: ${why}`);
+    if (invalidLog.length > 20) invalidLog.shift();
+    console.warn(`sensorlink: dropped an invalid message on ${channel}: ${why}`);
+  },
+  reset() {
+    for (const group of Object.values(panels)) for (const p of group.values()) p.reset();
+  },
+};
+const direct = new Connection({ token: tokenFromUrl(), schemas, on: handlers });
+let active = direct; // the Connection or JanusConnection in use
+// What the panels hold: requests go to whatever the page is connected to now.
+const conn = { request: (type, fields) => active.request(type, fields) };
+const selector = new LinkSelector($(".conn-box"), { onSelect: (name) => switchTo(name) });
 
 const recordButton = new RecordButton($("#session-tools"), { conn, notify });
 const replayBar = new ReplayBar($("#replay-host"), { conn, notify });
 
 function tokenFromUrl() {
-  return new URLSearchParams(location.hash.slice(1)).get("token") ?? "";
+  return paramFromUrl("token") ?? "";
+}
+
+function paramFromUrl(name) {
+  return new URLSearchParams(location.hash.slice(1)).get(name);
+}
+
+/** Keep the home token and the link shown in the fragment (never sent to a server): a reload
+ * or a bookmark opens the same view. */
+function writeFragment(token) {
+  const params = new URLSearchParams({ token });
+  if (current) params.set("link", current.name);
+  history.replaceState(null, "", `#${params}`);
+}
+
+function clearPanels() {
+  sensorsKey = "";
+  last.clear();
+  lastStatus = null;
+  for (const group of Object.values(panels)) group.clear();
+  for (const id of ["#cameras", "#probes", "#mics"]) $(id).replaceChildren();
+  statusPanel.setSensors([]);
+  statusPanel.onExports([]);
+}
+
+/** Show another service (connect there), a Janus room (subscribe), or, for null, this one. */
+function switchTo(name) {
+  const link = name === null ? null : homeLinks.find((l) => l.name === name);
+  if (link === undefined) {
+    notify(`No link named "${name}" on this service`, "error");
+    selector.show(describePath(current));
+    return;
+  }
+  active.stop();
+  current = link;
+  pendingLink = null;
+  clearPanels();
+  const path = describePath(link);
+  selector.show(path);
+  statusPanel.setPath(path);
+  writeFragment(tokenFromUrl());
+  if (link?.kind === "janus") {
+    active = new JanusConnection({ schemas, on: handlers, room: link, iceServers: homeIceServers });
+    active.start();
+    return;
+  }
+  active = direct;
+  direct.url = link ? serviceWsUrl(link.url) : null;
+  direct.token = link ? linkTokens.get(link.name) ?? link.token ?? "" : tokenFromUrl();
+  if (direct.token) direct.start();
+  // A viewer is never handed another service's token: ask instead of trying an empty one.
+  else direct.refuse(link ? `this page has no token for ${link.name}: enter one` : "no token");
 }
 
 function showState(state, detail) {
@@ -79,13 +141,27 @@ function showState(state, detail) {
   const refused = state === "refused";
   // When refused, the banner says why; the top bar need not repeat it.
   $("#conn-detail").textContent = refused ? "" : detail || "";
-  document.body.classList.toggle("no-session", refused && !conn.hello);
+  document.body.classList.toggle("no-session", refused && !active.hello);
   $("#refused").classList.toggle("hidden", !refused);
   if (refused) $("#refused-reason").textContent = detail || "the service refused this token";
-  document.body.classList.toggle("offline", state !== "live" && state !== "unstable" && !!conn.hello);
+  document.body.classList.toggle("offline", state !== "live" && state !== "unstable" && !!active.hello);
 }
 
 function onHello(hello) {
+  if (current === null && active === direct) {
+    // Only the service that served the page decides what the selector offers.
+    homeLinks = hello.links ?? [];
+    homeIceServers = hello.ice_servers ?? [];
+    selector.setLinks(homeLinks);
+    if (pendingLink !== null) {
+      const name = pendingLink;
+      pendingLink = null;
+      if (homeLinks.some((l) => l.name === name)) {
+        queueMicrotask(() => switchTo(name));
+        return;
+      }
+    }
+  }
   $("#service-version").textContent = `v${hello.version}`;
   const role = $("#role");
   role.textContent = hello.role;
@@ -125,7 +201,7 @@ function onMessage(msg) {
       counts.status++;
       lastStatus = msg;
       statusPanel.onStatus(msg);
-      statusPanel.onExports(msg.exports);
+      statusPanel.onExports(msg.exports ?? []);
       if (msg.beams) {
         beams = { ...msg.beams };
         for (const [mic, angle] of Object.entries(msg.beams)) panels.microphone.get(mic)?.onBeam(angle);
@@ -186,15 +262,20 @@ function snapshotOf(group) {
 Object.defineProperty(window, "sensorlink", {
   enumerable: true,
   value: Object.freeze({
-    get state() { return conn.state; },
-    get detail() { return conn.detail; },
-    get refused() { return conn.refusedReason; },
-    get role() { return conn.hello?.role ?? null; },
-    get replay() { return conn.hello?.replay ?? null; },
-    get sensors() { return conn.hello ? conn.hello.sensors.map((s) => ({ name: s.name, kind: s.kind })) : []; },
+    get state() { return active.state; },
+    get detail() { return active.detail; },
+    get refused() { return active.refusedReason; },
+    get role() { return active.hello?.role ?? null; },
+    get replay() { return active.hello?.replay ?? null; },
+    get sensors() { return active.hello ? active.hello.sensors.map((s) => ({ name: s.name, kind: s.kind })) : []; },
+    get path() { return describePath(current); },
+    get links() {
+      return homeLinks.map((l) => ({ name: l.name, kind: l.kind, url: l.url, room: l.room ?? null,
+                                     has_token: !!(l.token || l.pin) }));
+    },
     get counts() { return { ...counts, frames: thermalFrames(), video_frames: videoFrames() }; },
     get last() { return Object.fromEntries(last); },
-    get rtt_ms() { return conn.rttMs; },
+    get rtt_ms() { return active.rttMs; },
     get beams() { return { ...beams }; },
     get cameras() { return snapshotOf(panels.thermal); },
     get probes() { return snapshotOf(panels.probe); },
@@ -209,25 +290,36 @@ Object.defineProperty(window, "sensorlink", {
 
 setInterval(() => {
   const c = window.sensorlink.counts;
-  statusPanel.tick({ rttMs: conn.rttMs, counts: c });
-  $("#rtt").textContent = conn.rttMs === null ? "RTT —" : `RTT ${conn.rttMs.toFixed(1)} ms`;
+  statusPanel.tick({ rttMs: active.rttMs, counts: c });
+  $("#rtt").textContent = active.rttMs === null ? "RTT —" : `RTT ${active.rttMs.toFixed(1)} ms`;
 }, 250);
 
 $("#token-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const token = $("#token-input").value.trim();
   if (!token) return;
-  // Keep the token in the fragment: it never reaches a server log or a Referer header.
-  history.replaceState(null, "", `#token=${encodeURIComponent(token)}`);
-  conn.token = token;
-  conn.start();
+  $("#token-input").value = "";
+  if (current) {
+    // Another service's token stays in this page's memory, out of the address bar.
+    linkTokens.set(current.name, token);
+  } else {
+    // Keep the token in the fragment: it never reaches a server log or a Referer header.
+    writeFragment(token);
+  }
+  direct.token = token;
+  direct.start();
 });
 
 window.addEventListener("hashchange", () => {
+  const link = paramFromUrl("link");
+  if ((link ?? null) !== (current?.name ?? null) && (link === null || homeLinks.some((l) => l.name === link))) {
+    switchTo(link);
+    return;
+  }
   const token = tokenFromUrl();
-  if (token && token !== conn.token) {
-    conn.token = token;
-    conn.start();
+  if (current === null && token && token !== direct.token) {
+    direct.token = token;
+    direct.start();
   }
 });
 
@@ -236,11 +328,12 @@ async function main() {
   if (schemas.missing.length) {
     notify(`Schemas not loaded, messages go unchecked: ${schemas.missing.join(", ")}`, "error");
   }
-  if (!conn.token) {
+  statusPanel.setPath(describePath(null));
+  if (!direct.token) {
     showState("refused", "no token in the address: open the link the service printed, or enter the token");
     return;
   }
-  conn.start();
+  direct.start();
 }
 
 main();

@@ -12,19 +12,21 @@ const REQUEST_TIMEOUT_MS = 5000;
 const PING_INTERVAL_MS = 2000;
 
 // Which schema checks a message, by the "type" it claims; anything else is refused.
-const SCHEMA_OF = { readings: "readings", frame: "frame", status: "status", view: "view",
+export const SCHEMA_OF = { readings: "readings", frame: "frame", status: "status", view: "view",
                     reply: "reply", error: "error" };
 
 export class Connection {
   /**
    * @param {object} opts
    * @param {string} opts.token
+   * @param {string|null} [opts.url]  the signaling websocket; null: the service that served the page
    * @param {import("./schema.js").Schemas} opts.schemas
    * @param {object} opts.on  callbacks: state(state, detail), hello(hello), track(sensor, kind,
    *   stream), message(msg, channel), invalid(channel, errorText), reset()
    */
-  constructor({ token, schemas, on }) {
+  constructor({ token, schemas, on, url = null }) {
     this.token = token;
+    this.url = url;
     this.schemas = schemas;
     this.on = on;
     this.state = "idle";
@@ -44,6 +46,7 @@ export class Connection {
   }
 
   get wsUrl() {
+    if (this.url) return this.url;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     return `${scheme}://${location.host}/ws`;
   }
@@ -58,6 +61,15 @@ export class Connection {
     this.refusedReason = null;
     this.attempt = 0;
     this.open();
+  }
+
+  /** Leave this target for good (switching elsewhere): no reconnect, nothing left open. */
+  stop() {
+    this.teardown();
+    this.generation++;
+    this.hello = null;
+    this.refusedReason = null;
+    this.setState("idle");
   }
 
   open() {
@@ -220,6 +232,11 @@ export class Connection {
       if (msg.type === "reply") resolve(msg.result ?? {});
       else reject(new ControlError(msg.error, msg.field));
     }
+    this.deliver(msg, channel);
+  }
+
+  /** A checked message, to the app (a subclass may look at it first). */
+  deliver(msg, channel) {
     this.on.message(msg, channel);
   }
 
@@ -317,7 +334,7 @@ export class ControlError extends Error {
   }
 }
 
-function gatheringComplete(pc) {
+export function gatheringComplete(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(done, GATHER_TIMEOUT_MS);

@@ -27,6 +27,7 @@ export class StatusPanel {
     this.root = el("section", { class: "panel status" },
       el("header", { class: "panel-head" }, el("h2", {}, "Status")),
       el("div", { class: "link-grid" },
+        kv("path", "Path", "How the data reaches this page: straight from the service, or via a Janus room"),
         kv("rtt", "Latency (RTT)", "Round trip of a ping over the control data channel"),
         kv("drops", "Viewer drops", "Samples the service dropped because this viewer could not keep up"),
         kv("readings", "Readings", "Readings received since the page opened"),
@@ -84,6 +85,13 @@ export class StatusPanel {
     }
   }
 
+  /** {kind: "direct"|"janus", text, url}: which way the data comes (see links.js). */
+  setPath(path) {
+    this.link.path.textContent = path.text;
+    this.link.path.title = path.url ?? "";
+    this.link.path.dataset.kind = path.kind;
+  }
+
   /** Where the service hands data on besides the viewers (MQTT, an SFU room). */
   onExports(exports) {
     this.exportsTable.classList.toggle("hidden", !exports?.length);
@@ -95,13 +103,14 @@ export class StatusPanel {
     const counters = [["sent", x.sent], ["dropped", x.dropped], ["connects", x.connects]]
       .filter(([, v]) => Number.isFinite(v))
       .map(([k, v]) => el("span", { class: `ctr ${k === "dropped" && v > 0 ? "warn" : ""}` },
-        `${k} `, el("b", {}, v.toLocaleString())));
+        `${k} `, el("b", { "data-testid": `export-${k}-${x.name}` }, v.toLocaleString())));
     const detail = el("div", { class: `detail ${x.state === "failed" ? "bad" : ""}` },
       [x.target, x.detail].filter(Boolean).join(" · "));
     return el("tr", { "data-export": x.name },
       el("td", {}, el("b", {}, x.name), el("div", { class: "muted small" }, x.kind)),
-      el("td", {}, el("span", { class: `pill ${STATE_CLASS[x.state] ?? "idle"}` }, x.state)),
-      el("td", { class: "num" }, (x.queued ?? 0).toLocaleString()),
+      el("td", {}, el("span", { class: `pill ${STATE_CLASS[x.state] ?? "idle"}`,
+                                "data-testid": `export-state-${x.name}` }, x.state)),
+      el("td", { class: "num", "data-testid": `export-queued-${x.name}` }, (x.queued ?? 0).toLocaleString()),
       el("td", {}, detail, el("div", { class: "counters" }, ...counters)));
   }
 

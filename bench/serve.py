@@ -19,12 +19,12 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
-import msgpack
 import websockets
 
-from sensorlink import colormap, peer
+from sensorlink import colormap, fanout, peer
 from sensorlink.config import SensorConfig, ServiceConfig
 from sensorlink.hub import Hub
 from sensorlink.samples import Reading, SensorInfo, ThermalFrame
@@ -36,19 +36,21 @@ BLAST_STREAMS = 10
 BLAST_CHUNK = 100
 
 
-def _reading_subs(hub: Hub) -> list[Any]:
-    return [s for s in hub.subscriptions if s.name.endswith(":readings")]
+def _ws_backlog(hub: Hub) -> int | None:
+    subs = [s for s in hub.subscriptions if s.name.endswith(":readings")]
+    return max(len(s) for s in subs) if subs else None
 
 
-async def blast(hub: Hub, depth: int) -> None:
-    """Publish readings while every viewer's queue is shallower than ``depth``."""
+async def blast(hub: Hub, depth: int, backlog: Callable[[], int | None]) -> None:
+    """Publish readings while every viewer's queue is shallower than ``depth`` (``backlog`` is
+    None while no viewer is connected)."""
     hub.describe(SensorInfo("blast", "probe", "bench", {"streams": {
         f"t{i}": {"quantity": "temperature", "unit": "°C"} for i in range(BLAST_STREAMS)}}))
     base = 0
     per_stream = BLAST_CHUNK // BLAST_STREAMS
     while True:
-        subs = _reading_subs(hub)
-        if not subs or max(len(s) for s in subs) >= depth:
+        pending = backlog()
+        if pending is None or pending >= depth:
             await asyncio.sleep(0.0005)
             continue
         t_mono, t_wall = time.monotonic_ns(), time.time_ns()
@@ -99,12 +101,16 @@ async def main_async(args: argparse.Namespace) -> None:
     depth = args.depth or max(4 * args.batch, 2 * BLAST_CHUNK)
     if args.transport == "webrtc":
         # The naive baseline is the same service sending one reading per message.
-        peer.READINGS_BATCH = args.batch
+        fanout.BATCH = args.batch
+        if args.batch == 1:
+            fanout.LINGER_S = 0.0  # naive means naive: one reading, one message, no waiting
         service = Service(ServiceConfig(host="127.0.0.1", port=0, token=TOKEN), sensors=sensors,
                           source="bench")
         url = await service.start()
         if args.blast:
-            extra.append(asyncio.create_task(blast(service.hub, depth)))
+            readings = service.readings
+            extra.append(asyncio.create_task(blast(
+                service.hub, depth, lambda: readings.backlog if service.viewers else None)))
         print(json.dumps({"url": url}), flush=True)
         try:
             await stop.wait()
@@ -119,7 +125,7 @@ async def main_async(args: argparse.Namespace) -> None:
         hub.describe(runner.driver.info())
         runner.start()
     if args.blast:
-        extra.append(asyncio.create_task(blast(hub, depth)))
+        extra.append(asyncio.create_task(blast(hub, depth, lambda: _ws_backlog(hub))))
     async with websockets.serve(lambda ws: _ws_session(hub, ws, args.batch), "127.0.0.1", 0,
                                 max_size=2**22, compression=None) as server:
         port = server.sockets[0].getsockname()[1]
@@ -136,7 +142,7 @@ def main() -> int:
     parser.add_argument("--transport", choices=("webrtc", "ws"), default="webrtc")
     parser.add_argument("--sensors", default="[]", help="JSON list of [name, driver, options]")
     parser.add_argument("--blast", action="store_true")
-    parser.add_argument("--batch", type=int, default=peer.READINGS_BATCH)
+    parser.add_argument("--batch", type=int, default=fanout.BATCH)
     parser.add_argument("--depth", type=int, default=0, help="blast queue depth (default 4 batches)")
     args = parser.parse_args()
     try:

@@ -41,13 +41,8 @@ from aiortc.mediastreams import MediaStreamError
 from sensorlink.errors import ConfigError, MessageError, SignalingError
 from sensorlink.ice import rtc_configuration
 from sensorlink.runner import Backoff
-from sensorlink.samples import Reading
-from sensorlink.wire import (
-    FrameAssembler,
-    decode_message,
-    encode_frame,
-    encode_readings,
-)
+from sensorlink.fanout import frame_sender, pump, wait_open
+from sensorlink.wire import FrameAssembler, decode_message
 
 if TYPE_CHECKING:
     from sensorlink.service import Service
@@ -55,7 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 VIDEOROOM = "janus.plugin.videoroom"
-READINGS_BATCH = 200
 HIGH_WATER = 256 * 1024
 FRAMES_MAX_HZ = 5.0   # exact-°C frames through the SFU: every subscriber gets each one
 
@@ -281,8 +275,7 @@ class JanusPublisher:
                     elif pc.connectionState in ("failed", "closed"):
                         lost.set()
 
-                readings = service.hub.subscribe("janus:readings", maxsize=100_000,
-                                                 accepts=lambda e: e.__class__ is Reading)
+                readings = service.readings.open()
                 subs.append(readings)
                 tasks += [asyncio.create_task(self._send_readings(channels["readings"], readings)),
                           asyncio.create_task(self._send_status(channels["status"]))]
@@ -308,46 +301,23 @@ class JanusPublisher:
                 await pc.close()
                 self.pc = None
 
-    async def _send_readings(self, channel: Any, sub: Any) -> None:
-        await _opened(channel)
+    async def _send_readings(self, channel: Any, outlet: Any) -> None:
         base = self.readings_dropped
-        while channel.readyState == "open":
-            first = await sub.get()
-            batch = [first, *sub.get_nowait(READINGS_BATCH - 1)]
-            self.readings_dropped = base + sub.dropped  # Janus could not keep up with us
-            channel.send(encode_readings(batch, replay=self.service.hub.replay))
-            self.readings_sent += len(batch)
-            if channel.bufferedAmount > HIGH_WATER:
-                low = asyncio.Event()
-                channel.once("bufferedamountlow", low.set)
-                await low.wait()
+
+        def sent(count: int) -> None:
+            self.readings_sent += count
+            self.readings_dropped = base + outlet.dropped  # Janus could not keep up with us
+        await pump(channel, outlet, HIGH_WATER, sent)
 
     async def _send_status(self, channel: Any) -> None:
-        await _opened(channel)
+        await wait_open(channel)
         while channel.readyState == "open":
             channel.send(msgpack.packb(self.service.status_message()))
             await asyncio.sleep(1.0)
 
     def _frame_sender(self, channel: Any, view: Any) -> Callable[[Any], None]:
-        interval_ns = int(1e9 / FRAMES_MAX_HZ)
-        last = [0]
-
-        def send(frame: Any) -> None:
-            if channel.readyState != "open" or channel.bufferedAmount > HIGH_WATER:
-                return
-            if frame.t_mono_ns - last[0] < interval_ns * 0.9:
-                return
-            last[0] = frame.t_mono_ns
-            for message in encode_frame(frame, view.colour_range, replay=self.service.hub.replay):
-                channel.send(message)
-        return send
-
-
-async def _opened(channel: Any) -> None:
-    if channel.readyState != "open":
-        opened = asyncio.Event()
-        channel.once("open", opened.set)
-        await opened.wait()
+        return frame_sender(channel, view, max_hz=FRAMES_MAX_HZ, high_water=HIGH_WATER,
+                            replay=self.service.hub.replay)
 
 
 class JanusViewer:

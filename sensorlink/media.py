@@ -24,6 +24,7 @@ from sensorlink.directional import steer
 from sensorlink.errors import ControlError
 from sensorlink.hub import Hub
 from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
+from sensorlink.encoding import SharedAudioEncoder, SharedVideoEncoder
 
 VIDEO_CLOCK = 90_000
 AUDIO_PTIME_S = 0.020
@@ -103,12 +104,14 @@ class CameraView:
         self._sub = hub.subscribe(f"camera:{self.sensor}", maxsize=4,
                                   accepts=lambda e: isinstance(e, ThermalFrame) and e.sensor == self.sensor)
         self._task: asyncio.Task[None] | None = None
+        self.encoder = SharedVideoEncoder(self)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"camera:{self.sensor}")
 
     async def stop(self) -> None:
         self._sub.close()
+        await self.encoder.stop()
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -226,6 +229,7 @@ class Beamformer:
         self.doa: float | None = None
         self.blocks = 0
         self._outputs: list[collections.deque[np.ndarray]] = []
+        self.encoder = SharedAudioEncoder(self.sensor)
         self._sub = hub.subscribe(
             f"beam:{self.sensor}", maxsize=64,
             accepts=lambda e: e.__class__ in (AudioBlock, Reading) and e.sensor == self.sensor
@@ -242,6 +246,7 @@ class Beamformer:
 
     async def stop(self) -> None:
         self._sub.close()
+        await self.encoder.stop()
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -278,10 +283,11 @@ class Beamformer:
             assert isinstance(event, AudioBlock)
             self.rate = event.rate
             self.blocks += 1
-            if self._outputs:
+            if self._outputs or self.encoder.active:
                 mono = self.beam(event)
                 for out in self._outputs:
                     out.append(mono)
+                self.encoder.feed(mono, event.rate)
 
 
 class BeamAudioTrack(MediaStreamTrack):

@@ -9,10 +9,10 @@ drops the oldest (and counts it) when this viewer cannot keep up, frames are ski
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import socket
-import time
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -23,8 +23,9 @@ from sensorlink.control import ControlHandler
 from sensorlink.errors import SignalingError
 from sensorlink.ice import rtc_configuration
 from sensorlink.media import BeamAudioTrack, ThermalVideoTrack
-from sensorlink.samples import Reading, ThermalFrame
-from sensorlink.wire import CHANNELS, encode_frame, encode_readings
+from sensorlink.encoding import settle_on
+from sensorlink.fanout import frame_sender, pump, wait_open
+from sensorlink.wire import CHANNELS
 
 if TYPE_CHECKING:
     from sensorlink.service import Service
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _viewer_ids = itertools.count(1)
 
-READINGS_BATCH = 200           # readings per message at most (~8 KB)
 READINGS_QUEUE = 100_000       # readings a slow viewer may fall behind before the oldest drop
 HIGH_WATER = 256 * 1024        # bytes buffered in a channel before its sender waits
 FRAMES_MAX_HZ = 10.0           # exact-°C frames per camera per second at most (unreliable channel)
@@ -83,10 +83,9 @@ class ViewerSession:
         for channel in self.channels.values():
             channel.bufferedAmountLowThreshold = HIGH_WATER // 4
         self.control = ControlHandler(service, role=role, viewer=self.name)
-        self.readings_sub = service.hub.subscribe(f"{self.name}:readings", maxsize=READINGS_QUEUE,
-                                                  accepts=lambda e: e.__class__ is Reading)
-        self.frames_skipped = 0
-        self.frames_sent = 0
+        # Batched and encoded once for every viewer (sensorlink.fanout); this is our share.
+        self.readings_sub = service.readings.open(READINGS_QUEUE)
+        self.frame_counts: collections.Counter[str] = collections.Counter()
         self.readings_sent = 0
         self._tracks: list[Any] = []
         self._tasks: list[asyncio.Task[Any]] = []
@@ -117,8 +116,16 @@ class ViewerSession:
             if not free[kind]:
                 continue  # the viewer did not ask for this many tracks; it still gets readings
             transceiver = free[kind].pop(0)
-            track = (ThermalVideoTrack(service.cameras[sensor]) if kind == "video"
-                     else BeamAudioTrack(service.beams[sensor]))
+            # One encode per sensor for every viewer when the viewer takes our codec; a viewer
+            # that does not gets its own encode.
+            if kind == "audio":
+                beam = service.beams[sensor]
+                track = (beam.encoder.subscribe() if settle_on(transceiver, "audio/opus")
+                         else BeamAudioTrack(beam))
+            else:
+                view = service.cameras[sensor]
+                track = (view.encoder.subscribe() if settle_on(transceiver, "video/VP8")
+                         else ThermalVideoTrack(view))
             self._tracks.append(track)
             self.pc.addTrack(track)
             tracks[transceiver.mid] = sensor
@@ -132,67 +139,30 @@ class ViewerSession:
         self._tasks = [asyncio.create_task(self._send_readings(), name=f"{self.name}:readings"),
                        asyncio.create_task(self._send_status(), name=f"{self.name}:status")]
         for view in self.service.cameras.values():
-            self._unlisten.append(view.on_frame(self._frame_listener(view)))
+            self._unlisten.append(view.on_frame(frame_sender(
+                self.channels["frames"], view, max_hz=FRAMES_MAX_HZ, high_water=HIGH_WATER,
+                replay=self.service.hub.replay, counts=self.frame_counts)))
             self._unlisten.append(view.on_view_change(self._status_wakeup.set))
         self._unlisten.append(self.service.hub.on_status_change(lambda _s: self._status_wakeup.set()))
 
     # -- senders ---------------------------------------------------------------------------
-    async def _drain(self, channel: RTCDataChannel) -> None:
-        if channel.bufferedAmount > HIGH_WATER:
-            low = asyncio.Event()
-            channel.once("bufferedamountlow", low.set)
-            await low.wait()
-
-    async def _wait_open(self, channel: RTCDataChannel) -> None:
-        if channel.readyState != "open":
-            opened = asyncio.Event()
-            channel.once("open", opened.set)
-            await opened.wait()
-
     async def _send_readings(self) -> None:
-        channel, sub = self.channels["readings"], self.readings_sub
-        replay = self.service.hub.replay
-        await self._wait_open(channel)
-        while channel.readyState == "open":
-            first = await sub.get()
-            # Send what is already waiting, no more: no timer, so batching adds no latency at
-            # low rates and fills messages at high rates.
-            batch = [first, *sub.get_nowait(READINGS_BATCH - 1)]
-            channel.send(encode_readings(batch, replay=replay))  # type: ignore[arg-type]
-            self.readings_sent += len(batch)
-            await self._drain(channel)
-
-    def _frame_listener(self, view: Any) -> Any:
-        min_interval_ns = int(1e9 / FRAMES_MAX_HZ)
-        last_sent = [0]
-
-        def listener(frame: ThermalFrame) -> None:
-            channel = self.channels["frames"]
-            now = time.monotonic_ns()
-            if channel.readyState != "open" or now - last_sent[0] < min_interval_ns * 0.9:
-                self.frames_skipped += channel.readyState == "open"
-                return
-            if channel.bufferedAmount > HIGH_WATER:
-                self.frames_skipped += 1  # unreliable channel: never queue behind a stall
-                return
-            last_sent[0] = now
-            for message in encode_frame(frame, view.colour_range, replay=self.service.hub.replay):
-                channel.send(message)
-            self.frames_sent += 1
-        return listener
+        def sent(count: int) -> None:
+            self.readings_sent += count
+        await pump(self.channels["readings"], self.readings_sub, HIGH_WATER, sent)
 
     def status_message(self) -> dict[str, Any]:
         message = self.service.status_message()
         message["viewer"] = {"readings_dropped": self.readings_sub.dropped,
                              "readings_sent": self.readings_sent,
-                             "frames_sent": self.frames_sent,
-                             "frames_skipped": self.frames_skipped,
+                             "frames_sent": self.frame_counts["sent"],
+                             "frames_skipped": self.frame_counts["skipped"],
                              "control_refused": self.control.refused}
         return message
 
     async def _send_status(self) -> None:
         channel = self.channels["status"]
-        await self._wait_open(channel)
+        await wait_open(channel)
         views_sent: dict[str, Any] = {}
         while channel.readyState == "open":
             for name, view in self.service.cameras.items():

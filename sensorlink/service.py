@@ -30,6 +30,7 @@ from sensorlink.config import (
     redact_secrets,
 )
 from sensorlink.errors import ConfigError, ControlError
+from sensorlink.fanout import ReadingsFanout
 from sensorlink.hub import Hub
 from sensorlink.ice import ice_servers_for_browser, is_loopback, restrict_host_candidates_to_loopback
 from sensorlink.media import Beamformer, CameraView
@@ -77,6 +78,7 @@ class Service:
         self.cameras: dict[str, CameraView] = {}
         self.beams: dict[str, Beamformer] = {}
         self.viewers: list[ViewerSession] = []
+        self.readings = ReadingsFanout(self.hub)
         # Sinks that hand the hub to other systems (MQTT, an SFU): start(), stop(), status().
         self.exporters: list[Any] = []
         # Other services and Janus rooms the dashboard offers to switch to ([[dashboard.links]]).
@@ -150,6 +152,7 @@ class Service:
         await self.signaling.stop()
         for viewer in list(self.viewers):
             await viewer.close()
+        await self.readings.stop()
         for runner in self.runners:
             await runner.stop()
         if self.replay is not None:

@@ -129,3 +129,25 @@ async def test_colormap_change_reaches_the_viewer(still_service) -> None:
         await wait_for(lambda: any(v["map"] == "ironbow" for v in views), 10)
         bad = await viewer.control({"type": "colormap", "sensor": "cam", "map": "rainbow-unicorn"})
         assert bad["field"] == "map"
+
+
+async def test_video_and_audio_are_encoded_once_for_every_viewer(still_service) -> None:
+    camera, beam = still_service.cameras["cam"], still_service.beams["mic"]
+    async with connected_viewer(url(still_service)) as first:
+        await wait_for(lambda: first.video_frames["cam"] >= 5, 30)
+        async with connected_viewer(url(still_service), keep_video=True) as second:
+            # The late joiner starts at a keyframe and decodes the picture.
+            await wait_for(lambda: second.video_frames["cam"] >= 20 and second.audio_frames["mic"] >= 50,
+                           30, "video and audio at the second viewer")
+            encoded_before = camera.encoder.frames_encoded
+            received_before = first.video_frames["cam"] + second.video_frames["cam"]
+            await wait_for(lambda: first.video_frames["cam"] + second.video_frames["cam"]
+                           >= received_before + 30, 30)
+            encoded = camera.encoder.frames_encoded - encoded_before
+            received = first.video_frames["cam"] + second.video_frames["cam"] - received_before
+            # Two viewers, one encode: far fewer encodes than frames delivered in all.
+            assert encoded < 0.75 * received, (encoded, received)
+            assert len(beam.encoder._tracks) == 2 and len(camera.encoder._tracks) == 2
+            assert second.last_video["cam"].shape[:2] == (camera.video_size[1], camera.video_size[0])
+    await wait_for(lambda: not camera.encoder._tracks and not beam.encoder._tracks, 10,
+                   "encoders released when the viewers leave")

@@ -53,7 +53,7 @@ def auto_range(celsius: np.ndarray, min_span: float = 2.0) -> tuple[float, float
     return lo, hi
 
 
-def upscale_factor(width: int, height: int, target: int = 480) -> int:
+def upscale_factor(width: int, height: int, target: int = 400) -> int:
     """Whole-number factor that brings the larger side to at least ``target`` pixels (pixels stay
     square and sharp, so each sensor pixel is visibly one block)."""
     return max(1, -(-target // max(width, height)))

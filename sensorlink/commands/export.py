@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=sorted(colormap.COLORMAPS))
     parser.add_argument("--range", metavar="LO:HI", help="fixed colour range in °C "
                         "(default: the clip's own min and max)")
-    parser.add_argument("--scale", type=int, help="upscale factor (default: about 480 px)")
+    parser.add_argument("--scale", type=int, help="upscale factor (default: about 400 px)")
     parser.add_argument("--start", type=float, default=0.0, metavar="S",
                         help="seconds from the start of the recording")
     parser.add_argument("--end", type=float, metavar="S", help="seconds from the start")

@@ -18,7 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -69,52 +71,37 @@ async def run_service(tmp: Path, publish: str | None) -> tuple[subprocess.Popen[
     raise RuntimeError("service did not start")
 
 
-async def direct(tmp: Path, counts: tuple[int, ...], warmup: float, seconds: float) -> dict[int, float]:
+async def viewers_cpu(proc: subprocess.Popen[bytes], make_viewer: Callable[[], Any],
+                      counts: tuple[int, ...], warmup: float, seconds: float) -> dict[int, float]:
+    """The service's CPU with nobody watching, then with each count of viewers."""
+    results = {0: await measure(proc.pid, seconds)}
+    for n in counts:
+        viewers = [make_viewer() for _ in range(n)]
+        tasks = [asyncio.create_task(v.run()) for v in viewers]
+        await asyncio.sleep(warmup)
+        results[n] = await measure(proc.pid, seconds)
+        assert all(v.readings > 0 for v in viewers), "a viewer got nothing"
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.sleep(2)
+    return results
+
+
+async def path_cpu(tmp: Path, janus_url: str | None, counts: tuple[int, ...], warmup: float,
+                   seconds: float) -> dict[int, float]:
+    """Direct viewers (janus_url None) or subscribers in the Janus room the service publishes to."""
+    from sensorlink.janus import JanusViewer
     from sensorlink.viewer import Viewer
 
-    proc, url = await run_service(tmp, None)
-    results = {}
-    try:
-        results[0] = await measure(proc.pid, seconds)
-        for n in counts:
-            viewers = [Viewer(url) for _ in range(n)]
-            tasks = [asyncio.create_task(v.run()) for v in viewers]
-            await asyncio.sleep(warmup)
-            results[n] = await measure(proc.pid, seconds)
-            assert all(v.readings > 0 for v in viewers), "a direct viewer got nothing"
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.sleep(2)
-    finally:
-        proc.terminate()
-        proc.wait(20)
-    return results
-
-
-async def via_janus(tmp: Path, url: str, counts: tuple[int, ...], warmup: float,
-                    seconds: float) -> dict[int, float]:
-    from sensorlink.janus import JanusViewer
-
-    proc, _ = await run_service(tmp, url)
-    results = {}
+    proc, url = await run_service(tmp, janus_url)
     try:
         await asyncio.sleep(warmup)
-        results[0] = await measure(proc.pid, seconds)  # publishing, nobody watching
-        for n in counts:
-            viewers = [JanusViewer(url) for _ in range(n)]
-            tasks = [asyncio.create_task(v.run()) for v in viewers]
-            await asyncio.sleep(warmup)
-            results[n] = await measure(proc.pid, seconds)
-            assert all(v.readings > 0 for v in viewers), "a Janus subscriber got nothing"
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.sleep(2)
+        make = (lambda: Viewer(url)) if janus_url is None else (lambda: JanusViewer(janus_url))
+        return await viewers_cpu(proc, make, counts, warmup, seconds)
     finally:
         proc.terminate()
         proc.wait(20)
-    return results
 
 
 async def inside(warmup: float, seconds: float) -> dict[str, dict[int, float]]:
@@ -132,9 +119,9 @@ async def inside(warmup: float, seconds: float) -> dict[str, dict[int, float]]:
         try:
             wait_until_listening(janus, JANUS_IP, port, what="janus")
             counts = (1, 10)
-            return {"direct": await direct(tmp, counts, warmup, seconds),
-                    "janus": await via_janus(tmp, f"janus://{JANUS_IP}:{port}/4242", counts,
-                                             warmup, seconds)}
+            return {"direct": await path_cpu(tmp, None, counts, warmup, seconds),
+                    "janus": await path_cpu(tmp, f"janus://{JANUS_IP}:{port}/4242", counts,
+                                            warmup, seconds)}
         finally:
             terminate(janus)
 

@@ -22,7 +22,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from sensorlink import colormap
 from sensorlink.directional import steer
 from sensorlink.errors import ControlError
-from sensorlink.hub import Hub
+from sensorlink.hub import Hub, Subscription
 from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
 from sensorlink.encoding import SharedAudioEncoder, SharedVideoEncoder
 
@@ -78,7 +78,30 @@ def render_yuv420(celsius: np.ndarray, name: str, colour_range: tuple[float, flo
     return out
 
 
-class CameraView:
+class SensorWorker:
+    """A per-sensor task fed by its own hub subscription, with a shared encoder for viewers."""
+
+    sensor: str
+    encoder: SharedVideoEncoder | SharedAudioEncoder
+    _sub: Subscription
+
+    def start(self) -> None:
+        self._task: asyncio.Task[None] | None = asyncio.create_task(
+            self._run(), name=f"{type(self).__name__}:{self.sensor}")
+
+    async def stop(self) -> None:
+        self._sub.close()
+        await self.encoder.stop()
+        task = getattr(self, "_task", None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+
+class CameraView(SensorWorker):
     """One thermal camera as the viewers see it: the latest frame, its colour map and range."""
 
     def __init__(self, hub: Hub, info: SensorInfo, *, colormap_name: str = colormap.DEFAULT_COLORMAP,
@@ -105,18 +128,7 @@ class CameraView:
         self._view_listeners: list[Callable[[], None]] = []
         self._sub = hub.subscribe(f"camera:{self.sensor}", maxsize=4,
                                   accepts=lambda e: isinstance(e, ThermalFrame) and e.sensor == self.sensor)
-        self._task: asyncio.Task[None] | None = None
         self.encoder = SharedVideoEncoder(self)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"camera:{self.sensor}")
-
-    async def stop(self) -> None:
-        self._sub.close()
-        await self.encoder.stop()
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
         async for frame in self._sub:
@@ -219,7 +231,7 @@ class ThermalVideoTrack(MediaStreamTrack):
         return frame
 
 
-class Beamformer:
+class Beamformer(SensorWorker):
     """One microphone array steered once for every viewer; follows the DOA unless told an angle."""
 
     def __init__(self, hub: Hub, info: SensorInfo) -> None:
@@ -236,22 +248,11 @@ class Beamformer:
             f"beam:{self.sensor}", maxsize=64,
             accepts=lambda e: e.__class__ in (AudioBlock, Reading) and e.sensor == self.sensor
             and (isinstance(e, AudioBlock) or e.channel == "doa"))
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def angle(self) -> float | None:
         """The direction the beam points at now (None until a direction is known)."""
         return self.fixed_angle if self.fixed_angle is not None else self.doa
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"beam:{self.sensor}")
-
-    async def stop(self) -> None:
-        self._sub.close()
-        await self.encoder.stop()
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     def steer_to(self, angle_deg: float | None) -> None:
         self.fixed_angle = None if angle_deg is None else float(angle_deg) % 360.0

@@ -3,13 +3,14 @@
 // steers the beam there, "Follow" lets the beam track the direction of arrival again.
 // Angles: 0° = +x of the array (right), counter-clockwise, as the service reports them.
 
-import { el, wrapDeg } from "./dom.js";
+import { el, perFrame, wrapDeg } from "./dom.js";
 
 const LEVEL_FLOOR_DB = -80;
 const HISTORY = 40;
 
 export class MicrophonePanel {
   constructor(parent, sensor, { conn, notify, canSteer }) {
+    this.schedule = perFrame(() => this.draw());
     this.sensor = sensor.name;
     this.meta = sensor.meta || {};
     this.conn = conn;
@@ -161,14 +162,6 @@ export class MicrophonePanel {
     this.schedule();
   }
 
-  schedule() {
-    if (this.rafPending) return;
-    this.rafPending = true;
-    requestAnimationFrame(() => {
-      this.rafPending = false;
-      this.draw();
-    });
-  }
 
   get beamAngle() {
     return typeof this.beam === "number" ? wrapDeg(this.beam) : this.doa;

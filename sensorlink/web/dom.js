@@ -47,3 +47,17 @@ export function fmtDuration(s) {
 export function wrapDeg(a) {
   return ((a % 360) + 360) % 360;
 }
+
+// One redraw per animation frame however many updates arrive: returns a function that asks for
+// `draw` to run at the next frame, once.
+export function perFrame(draw) {
+  let pending = false;
+  return () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      draw();
+    });
+  };
+}

@@ -2,7 +2,7 @@
 // a rolling window, and the latest value of every stream beside it.
 
 import uPlot from "./vendor/uplot/uPlot.esm.js";
-import { el } from "./dom.js";
+import { el, perFrame } from "./dom.js";
 
 export const PALETTE = ["#4dabff", "#ffb020", "#3ddc97", "#ff6b81", "#b794f6", "#5ee7df",
                         "#f6e05e", "#f687b3", "#a0aec0", "#f56565"];
@@ -11,6 +11,7 @@ const MAX_ROWS = 20000;
 
 export class ProbePlot {
   constructor(parent, sensor) {
+    this.schedule = perFrame(() => this.render());
     this.sensor = sensor.name;
     this.streams = Object.keys(sensor.meta?.streams ?? {}).sort(naturalOrder);
     this.units = Object.fromEntries(this.streams.map((s) => [s, sensor.meta.streams[s].unit ?? ""]));
@@ -116,26 +117,21 @@ export class ProbePlot {
     this.schedule();
   }
 
-  schedule() {
-    if (this.rafPending) return;
-    this.rafPending = true;
-    requestAnimationFrame(() => {
-      this.rafPending = false;
-      if (this.rebuild) {
-        this.rebuild = false;
-        this.buildPlot();
-      } else {
-        this.plot.setData([this.t, ...this.cols]);
-      }
-      this.updates++;
-      for (const [ch, { value, unit, quality }] of Object.entries(this.last)) {
-        const chip = this.chipValues[ch];
-        if (!chip) continue;
-        chip.textContent = `${value.toFixed(2)} ${unit}`;
-        chip.classList.toggle("suspect", quality !== "ok");
-        chip.title = quality === "ok" ? "" : `quality: ${quality}`;
-      }
-    });
+  render() {
+    if (this.rebuild) {
+      this.rebuild = false;
+      this.buildPlot();
+    } else {
+      this.plot.setData([this.t, ...this.cols]);
+    }
+    this.updates++;
+    for (const [ch, { value, unit, quality }] of Object.entries(this.last)) {
+      const chip = this.chipValues[ch];
+      if (!chip) continue;
+      chip.textContent = `${value.toFixed(2)} ${unit}`;
+      chip.classList.toggle("suspect", quality !== "ok");
+      chip.title = quality === "ok" ? "" : `quality: ${quality}`;
+    }
   }
 
   reset() {

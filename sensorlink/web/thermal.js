@@ -2,12 +2,13 @@
 // frames (data channel "frames"), never from the video's colours: the temperature under the
 // cursor, min/max markers, a pinned spot, and the colour scale of the map the video uses.
 
-import { el, fmtC } from "./dom.js";
+import { el, fmtC, perFrame } from "./dom.js";
 
 const GREY_LUT = Uint8Array.from({ length: 768 }, (_, i) => Math.floor(i / 3));
 
 export class ThermalView {
   constructor(parent, sensor, { conn, colormaps, notify, canControl = true }) {
+    this.scheduleRedraw = perFrame(() => this.redraw());
     this.sensor = sensor.name;
     this.canControl = canControl;
     this.meta = sensor.meta || {};
@@ -243,15 +244,6 @@ export class ThermalView {
     this.scaleCanvas.width = Math.round(14 * dpr);
     this.scaleCanvas.height = Math.max(1, Math.round(r.height * dpr));
     this.redraw();
-  }
-
-  scheduleRedraw() {
-    if (this.rafPending) return;
-    this.rafPending = true;
-    requestAnimationFrame(() => {
-      this.rafPending = false;
-      this.redraw();
-    });
   }
 
   redraw() {

@@ -18,7 +18,15 @@ fi
 
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $PYTHON" >&2
-  "$PYTHON" -m venv .venv
+  if ! "$PYTHON" -m venv .venv 2>/dev/null; then
+    # Debian's own Python keeps venv/ensurepip in a separate package.
+    rm -rf .venv
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    echo "setup: installing Debian's python3-venv" >&2
+    $SUDO apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q python3-venv >/dev/null
+    "$PYTHON" -m venv .venv
+  fi
 fi
 stamp=.venv/.sensorlink-installed
 want="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"

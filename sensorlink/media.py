@@ -122,7 +122,6 @@ class CameraView(SensorWorker):
         self.fixed_range: tuple[float, float] | None = None
         self.frame: ThermalFrame | None = None
         self.colour_range: tuple[float, float] = (20.0, 40.0)
-        self._rgb: np.ndarray | None = None
         self._yuv: np.ndarray | None = None
         self._listeners: list[Callable[[ThermalFrame], None]] = []
         self._view_listeners: list[Callable[[], None]] = []
@@ -135,7 +134,7 @@ class CameraView(SensorWorker):
             assert isinstance(frame, ThermalFrame)
             self.frame = frame
             self.colour_range = self.fixed_range or colormap.auto_range(frame.celsius)
-            self._rgb = self._yuv = None  # rendered on demand, once, by the first track that asks
+            self._yuv = None  # rendered on demand, once, by the first track that asks
             for listener in tuple(self._listeners):
                 listener(frame)
 
@@ -146,16 +145,6 @@ class CameraView(SensorWorker):
     def on_view_change(self, listener: Callable[[], None]) -> Callable[[], None]:
         self._view_listeners.append(listener)
         return lambda: self._view_listeners.remove(listener)
-
-    def picture(self) -> np.ndarray:
-        """The latest frame colour-mapped and upscaled (RGB), rendered once for all viewers."""
-        if self._rgb is None:
-            if self.frame is None:
-                self._rgb = np.zeros((self.video_size[1], self.video_size[0], 3), np.uint8)
-            else:
-                self._rgb = colormap.render(self.frame.celsius, self.map, self.colour_range,
-                                            self.scale)
-        return self._rgb
 
     def picture_yuv420(self) -> np.ndarray:
         """The latest frame as yuv420p planes for the video tracks, rendered once for all viewers
@@ -187,7 +176,7 @@ class CameraView(SensorWorker):
             self.fixed_range = (lo, hi)
         if self.frame is not None:
             self.colour_range = self.fixed_range or colormap.auto_range(self.frame.celsius)
-        self._rgb = self._yuv = None
+        self._yuv = None
         for listener in tuple(self._view_listeners):
             listener()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from importlib import resources
 from typing import Any
 
@@ -134,13 +134,9 @@ def encode_error(error: str, *, msg_id: int | None = None, field: str | None = N
 
 # -- readings ----------------------------------------------------------------------------
 
-def reading_row(r: Reading) -> list[Any]:
-    return [r.stream, r.seq, r.t_wall_ns, float(r.value), r.unit, r.quality]
-
-
 def encode_readings(readings: Iterable[Reading], *, replay: bool = False) -> bytes:
-    # reading_row inlined: this runs for every reading sent to every viewer, and the call plus the
-    # ``stream`` property cost more than building the row (profiled: ~35% of the encode).
+    # Rows built inline ([stream, seq, t_wall_ns, value, unit, quality]): this runs for every
+    # reading sent, and a helper call plus the ``stream`` property cost ~35% of the encode.
     message: dict[str, Any] = {"type": "readings", "readings": [
         [f"{r.sensor}/{r.channel}", r.seq, r.t_wall_ns, float(r.value), r.unit, r.quality]
         for r in readings]}
@@ -211,8 +207,3 @@ def decode_message(data: bytes | str) -> dict[str, Any]:
         raise MessageError(f"unknown message type {kind!r}", field="type")
     validate(schema, message)
     return message
-
-
-def readings_from_rows(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
-    return [{"stream": r[0], "seq": r[1], "t_wall_ns": r[2], "value": r[3], "unit": r[4],
-             "quality": r[5]} for r in rows]

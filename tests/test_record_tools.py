@@ -112,10 +112,11 @@ def test_export_frames_png_with_the_colour_map(session, tmp_path):
     lo = min(float(f.celsius.min()) for f in frames)
     hi = max(float(f.celsius.max()) for f in frames)
     frame = frames[len(frames) // 2]
-    expected = colormap.render(frame.celsius, "ironbow", (lo, hi), 15)
+    scale = colormap.upscale_factor(frame.width, frame.height)  # 13 for 32x24: 416x312
+    expected = colormap.render(frame.celsius, "ironbow", (lo, hi), scale)
     with av.open(str(out / "cam" / f"{frame.seq:06d}.png")) as container:  # an independent decoder
         decoded = next(container.decode(video=0)).to_ndarray(format="rgb24")
-    assert decoded.shape == (360, 480, 3)
+    assert decoded.shape == (frame.height * scale, frame.width * scale, 3)
     assert np.array_equal(decoded, expected)
 
 
@@ -128,7 +129,8 @@ def test_export_mp4(session, tmp_path):
         assert stream.codec_context.name == "h264"
         decoded = list(container.decode(video=0))
     assert len(decoded) == len(frames)
-    assert (decoded[0].width, decoded[0].height) == (480, 360)
+    scale = colormap.upscale_factor(frames[0].width, frames[0].height)
+    assert (decoded[0].width, decoded[0].height) == (frames[0].width * scale, frames[0].height * scale)
     # frame times come from the recorded times (8 Hz), not from a nominal rate
     span = float(decoded[-1].pts * decoded[-1].time_base - decoded[0].pts * decoded[0].time_base)
     assert span == pytest.approx((frames[-1].t_wall_ns - frames[0].t_wall_ns) / 1e9, abs=0.002)

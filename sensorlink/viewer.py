@@ -21,7 +21,7 @@ from typing import Any
 import msgpack
 import numpy as np
 import websockets
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from sensorlink.config import IceServer
@@ -58,7 +58,7 @@ class Viewer:
                  ice_servers: list[IceServer] | None = None, keep_video: bool = False,
                  validate_messages: bool = True, received: Any = None,
                  ssl: ssl_module.SSLContext | None = None,
-                 ice_transport_policy: str = "all") -> None:
+                 ice_transport_policy: str = "all", video_codec: str | None = None) -> None:
         self.ws_url, url_token = signaling_url(url)
         self.token = token or url_token
         if not self.token:
@@ -66,6 +66,8 @@ class Viewer:
         self.on_event = on_event or (lambda event: None)
         self.ice_servers = ice_servers or []
         self.ice_transport_policy = ice_transport_policy
+        #: offer only this video codec (e.g. "H264"), as some browsers and devices do
+        self.video_codec = video_codec
         self.keep_video = keep_video
         self.validate_messages = validate_messages
         #: optional sensorlink.received.ReceivedSamples: what arrives, as samples (for --record)
@@ -132,7 +134,12 @@ class Viewer:
                 channel.on("message", self._on_message)
             for sensor in hello["sensors"]:
                 if sensor["kind"] == "thermal":
-                    pc.addTransceiver("video", direction="recvonly")
+                    transceiver = pc.addTransceiver("video", direction="recvonly")
+                    if self.video_codec:
+                        wanted = (f"video/{self.video_codec}".lower(), "video/rtx")
+                        transceiver.setCodecPreferences([
+                            c for c in RTCRtpReceiver.getCapabilities("video").codecs
+                            if c.mimeType.lower() in wanted])
                 elif sensor["kind"] == "microphone":
                     pc.addTransceiver("audio", direction="recvonly")
 

@@ -151,3 +151,17 @@ async def test_video_and_audio_are_encoded_once_for_every_viewer(still_service) 
             assert second.last_video["cam"].shape[:2] == (camera.video_size[1], camera.video_size[0])
     await wait_for(lambda: not camera.encoder._tracks and not beam.encoder._tracks, 10,
                    "encoders released when the viewers leave")
+
+
+async def test_a_viewer_without_vp8_gets_its_own_h264_encode_of_the_same_picture(still_service) -> None:
+    driver = still_service.runners[0].driver
+    x, y, _ = driver.hot_spot(0)
+    view = still_service.cameras["cam"]
+    async with connected_viewer(url(still_service), keep_video=True, video_codec="H264") as viewer:
+        await wait_for(lambda: viewer.video_frames["cam"] >= 10, 30, "H264 video")
+        assert not view.encoder._tracks  # the shared VP8 encoder is not used for this viewer
+        rgb = viewer.last_video["cam"].astype(float)
+        hot = np.linalg.norm(rgb - colormap.lut(view.map)[-1], axis=2) < 40
+        ys, xs = np.nonzero(hot)
+        assert len(xs) and abs(xs.mean() / view.scale - 0.5 - x) <= 1.0
+        assert abs(ys.mean() / view.scale - 0.5 - y) <= 1.0

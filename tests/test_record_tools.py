@@ -96,7 +96,12 @@ def test_export_csv_window(session, tmp_path):
     assert cli(["export", str(session.files[0]), "--csv", str(out),
                 "--start", "0.5", "--end", "1.0"]) == 0
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
-    t0 = min(s.t_wall_ns for s in session.truth)
+    # The window counts from the recording's first message (any channel, status included),
+    # not from the first sample.
+    from sensorlink.recording import open_recording
+
+    with open_recording(session.files[0]) as recording:
+        t0 = recording.start_ns
     expected = [s for s in session.truth if isinstance(s, Reading)
                 and t0 + 500_000_000 <= s.t_wall_ns < t0 + 1_000_000_000]
     assert rows and len(rows) == len(expected)

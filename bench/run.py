@@ -138,11 +138,17 @@ class Suite:
         self.add("audio", "DOA (SRP-PHAT, 6 pairs), CPU per second of audio", r["doa_cpu"], "core",
                  "one opposite pair GCC-PHAT", r["one_pair_cpu"])
 
-    def parsers(self) -> None:
+    def _optional(self, section: str, name: str) -> Any:
+        """A section's measuring module, or None (the reason noted) when it cannot load."""
         try:
-            module = importlib.import_module("bench.bench_parsers")
+            return importlib.import_module(f"bench.{name}")
         except ImportError as exc:
-            self.errors["parsers"] = f"bench/bench_parsers.py not available: {exc}"
+            self.errors[section] = f"bench/{name}.py not available: {exc}"
+            return None
+
+    def parsers(self) -> None:
+        module = self._optional("parsers", "bench_parsers")
+        if module is None:
             return
         results = module.parser_throughput(0.2 if self.quick else 0.5)
         self.raw["parsers"] = [dict(vars(r)) if hasattr(r, "__dict__") else
@@ -153,10 +159,8 @@ class Suite:
                      met=r.headroom >= 100)
 
     def recording(self) -> None:
-        try:
-            module = importlib.import_module("bench.bench_recording")
-        except ImportError as exc:
-            self.errors["recording"] = f"bench/bench_recording.py not available: {exc}"
+        module = self._optional("recording", "bench_recording")
+        if module is None:
             return
         r = module.run(5.0 if self.quick else 20.0)
         self.raw["recording"] = r

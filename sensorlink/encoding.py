@@ -120,6 +120,9 @@ class SharedVideoEncoder:
         self.bitrate = bitrate
         self.keyframe_interval_s = keyframe_interval_s
         self.frames_encoded = 0
+        #: times the last viewer left while a frame was in the executor (its encode finished
+        #: alone, and the next run waited for it)
+        self.left_mid_encode = 0
         self._tracks: list[EncodedTrack] = []
         self._task: asyncio.Task[None] | None = None
         self._codec: av.VideoCodecContext | None = None
@@ -143,6 +146,7 @@ class SharedVideoEncoder:
         if track in self._tracks:
             self._tracks.remove(track)
         if not self._tracks and self._task is not None:
+            self.left_mid_encode += self._offload.busy
             self._task.cancel()
             self._task = None
 

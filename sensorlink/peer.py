@@ -25,6 +25,7 @@ from sensorlink.ice import rtc_configuration
 from sensorlink.media import BeamAudioTrack, ThermalVideoTrack
 from sensorlink.encoding import settle_on
 from sensorlink.fanout import frame_sender, pump, wait_open
+from sensorlink.teardown import close_peer
 from sensorlink.wire import CHANNELS
 
 if TYPE_CHECKING:
@@ -196,6 +197,10 @@ class ViewerSession:
         if self._closed.is_set():
             return
         self._closed.set()
+        # Release the shared encoders first, before anything awaits: a viewer that left
+        # costs them nothing from now on.
+        for track in self._tracks:
+            track.stop()
         self.readings_sub.close()
         for unlisten in self._unlisten:
             try:
@@ -205,7 +210,5 @@ class ViewerSession:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for track in self._tracks:
-            track.stop()
-        await self.pc.close()
+        await close_peer(self.pc)
         self.service.viewer_closed(self)

@@ -110,6 +110,7 @@ async def test_viewers_leaving_mid_encode_and_joining_never_encode_twice_on_one_
         assert encoder.overlaps == 0
         assert len(encoder.contexts) == 1  # one libvpx context all along, reused by every viewer
         assert encoder.encodes >= 2 * CYCLES
+        assert encoder.left_mid_encode == CYCLES  # every cycle did cancel a run mid-encode
     finally:
         encoder.release.set()
         await encoder.stop()

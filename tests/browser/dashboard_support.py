@@ -14,6 +14,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -81,6 +82,26 @@ driver = "sim-microphone"
 direction_deg = {SOURCE_DEG}
 rotation_deg_per_s = 0
 """
+
+
+def wait_page(page: Any, condition: str, arg: Any = None, timeout: float = 30_000) -> Any:
+    """Wait until ``condition`` holds on ``page``: a JavaScript expression over ``s`` (the test
+    hook, ``window.sensorlink``), ``arg`` and the document.
+
+    A predicate that throws makes Playwright's ``wait_for_function`` fail at once instead of
+    waiting, and ``window.sensorlink`` is undefined until app.js has run (issue 10: "Cannot
+    read properties of undefined (reading 'state')"). Here a page without the hook is "not yet".
+    What appears later still (a sensor's panel after the hello, the first status, an element
+    the page has not built yet) the condition reads with ``?.``, so that it is false until then.
+    """
+    return page.wait_for_function(
+        f"(arg) => {{ const s = window.sensorlink; return s !== undefined && !!({condition}); }}",
+        arg=arg, timeout=timeout)
+
+
+def element_text(name: str) -> str:
+    """JavaScript for the text of the element ``data-testid=name``, or undefined (not built yet)."""
+    return f"document.querySelector(\"[data-testid='{name}']\")?.textContent"
 
 
 @dataclass

@@ -39,7 +39,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from sensorlink.errors import ConfigError, MessageError, SignalingError
-from sensorlink.ice import rtc_configuration
+from sensorlink.ice import rtc_configuration, set_local_answer
 from sensorlink.runner import Backoff
 from sensorlink.fanout import frame_sender, pump, wait_open
 from sensorlink.wire import FrameAssembler, decode_message
@@ -375,7 +375,7 @@ class JanusViewer:
             # Janus relays data to a subscriber only once the subscriber has opened a channel
             # of its own (what janus.js does): this one only says "ready".
             pc.createDataChannel("JanusDataChannel")
-            await pc.setLocalDescription(await pc.createAnswer())
+            await set_local_answer(pc)
             await session.message(handle, {"request": "start"},
                                   {"type": "answer", "sdp": pc.localDescription.sdp,
                                    "trickle": False}, asynchronous=True)

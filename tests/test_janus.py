@@ -19,6 +19,7 @@ import pytest
 from janus_support import (INSIDE, JANUS, JANUS_IP, SERVICE_IP, run_inner_test_in_namespace,
                            setup_namespace_network, write_janus_config)
 from support import STILL_SENSORS, wait_for, terminate, wait_until_listening
+from tracks_support import CAMERAS, LOUDER_DB, MICROPHONES, sensor_configs
 
 from sensorlink.config import ServiceConfig
 from sensorlink.errors import ConfigError
@@ -102,6 +103,51 @@ async def test_janus_room_scenario(janus: str, monkeypatch: pytest.MonkeyPatch) 
             participants = plugin_data(await session.message(
                 handle, {"request": "listparticipants", "room": ROOM}))["participants"]
             assert [p["display"] for p in participants if p.get("publisher")] == ["sensorlink"]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await service.stop()
+
+
+@pytest.mark.timeout(240)
+def test_two_cameras_and_two_microphones_all_cross_janus() -> None:
+    """Runs the scenario below in a fresh network namespace and reports its result."""
+    here = Path(__file__)
+    run_inner_test_in_namespace(f"{here}::test_janus_every_track_scenario", cwd=here.parent.parent)
+
+
+@pytest.mark.netns_inner
+@pytest.mark.timeout(200)
+async def test_janus_every_track_scenario(janus: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both aiortc ends of the SFU path bundle: the publisher offers (cameras, then beams),
+    each subscriber answers Janus' offer. Every track must reach every subscriber."""
+    import aioice.ice
+
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: [SERVICE_IP])
+    service = Service(ServiceConfig(host=SERVICE_IP, port=0, token="test-token-123"),
+                      sensors=sensor_configs("interleaved"), source="test")
+    publisher = JanusPublisher(service, janus)
+    service.exporters.append(publisher)
+    await service.start()
+    viewers = [JanusViewer(janus) for _ in range(2)]
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await wait_for(lambda: publisher.state == "connected", 30,
+                       f"the upstream peer ({publisher.state}: {publisher.detail})")
+        tasks = [asyncio.create_task(v.run()) for v in viewers]
+
+        def every_track() -> bool:
+            for task in tasks:
+                if task.done():
+                    task.result()
+            return all(all(v.video_frames[c] >= 5 for c in CAMERAS)
+                       and all(v.audio_frames[m] >= 25 for m in MICROPHONES) for v in viewers)
+        await wait_for(every_track, 120, "every camera and microphone at every subscriber")
+        for v in viewers:
+            levels = v.audio_dbfs
+            assert abs(levels["mic-a"] - levels["mic-b"] - LOUDER_DB) < 6.0, (v.name, levels)
+            assert set(v.video_frames) == set(CAMERAS) and set(v.audio_frames) == set(MICROPHONES)
     finally:
         for task in tasks:
             task.cancel()

@@ -7,14 +7,15 @@ The service answers and the viewer offers, both on aiortc: both ends of the bund
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import wait_for
-from tracks_support import CAMERAS, LOUDER_DB, MICROPHONES, ORDERS, sensor_configs, sensors_toml
+from tracks_support import (CAMERAS, LOUDER_DB, MICROPHONES, json_line_where, sensor_configs,
+                            sensors_toml)
 
 from sensorlink.config import ServiceConfig
 from sensorlink.ice import bundle_as_offered, offered_bundle
@@ -89,7 +90,8 @@ async def test_sensorlink_view_reports_every_track_and_its_level(tmp_path: Path)
             sys.executable, "-m", "sensorlink.cli", "view", url, "--json", "--quiet-readings",
             stdout=asyncio.subprocess.PIPE)
         assert view.stdout is not None
-        media = await asyncio.wait_for(_media_with_every_track(view.stdout), 60)
+        media = await asyncio.wait_for(json_line_where(view.stdout, _every_track_counted,
+                                                       "every track had arrived"), 60)
         assert set(media["video_frames"]) == set(CAMERAS)
         levels = media["audio_dbfs"]
         assert all(levels[m] > SILENCE_DBFS for m in MICROPHONES), levels
@@ -109,10 +111,6 @@ def _dashboard_url(stdout: object) -> str:
     raise AssertionError("the service printed no dashboard URL")
 
 
-async def _media_with_every_track(stdout: asyncio.StreamReader) -> dict[str, object]:
-    while line := await stdout.readline():
-        event = json.loads(line)
-        if (event.get("event") == "media" and all(event["video_frames"].get(c, 0) >= 5 for c in CAMERAS)
-                and all(event["audio_frames"].get(m, 0) >= 25 for m in MICROPHONES)):
-            return event
-    raise AssertionError("sensorlink view ended before every track had arrived")
+def _every_track_counted(event: dict[str, Any]) -> bool:
+    return (event.get("event") == "media" and all(event["video_frames"].get(c, 0) >= 5 for c in CAMERAS)
+            and all(event["audio_frames"].get(m, 0) >= 25 for m in MICROPHONES))

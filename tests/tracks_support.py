@@ -9,6 +9,9 @@ by their picture size, the microphones by their level (mic-a 18 dB louder than m
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Callable
 from typing import Any
 
 from sensorlink.config import SensorConfig
@@ -49,3 +52,14 @@ def sensors_toml(order: str) -> str:
                  *(f"{key} = {value(v)}" for key, v in options.items())]
         tables.append("[[sensors]]\n" + "\n".join(lines) + "\n")
     return "\n".join(tables)
+
+
+async def json_line_where(stream: asyncio.StreamReader, predicate: Callable[[dict[str, Any]], bool],
+                          what: str) -> dict[str, Any]:
+    """The first JSON line of a child's stdout that ``predicate`` accepts (fails if it ends)."""
+    while line := await stream.readline():
+        if line.startswith(b"{"):
+            event = json.loads(line)
+            if predicate(event):
+                return event
+    raise AssertionError(f"the process ended before {what}")

@@ -63,7 +63,8 @@ HARNESS = """
         transports++;
       }
     });
-    window.__stats = { inbound, transports, offer: pc.localDescription?.sdp ?? "" };
+    window.__stats = { inbound, transports, connection: pc.connectionState,
+                       offer: pc.localDescription?.sdp ?? "" };
   }, 250);
 })();
 """
@@ -111,7 +112,7 @@ def test_every_track_reaches_chromium(variant: str, plant: RunningService, brows
         page.goto(plant.url_with(TOKEN))
         page.wait_for_function(
             "([cams, mics]) => { const s = window.sensorlink, st = window.__stats;"
-            " if (!s || s.state !== 'live') return false;"
+            " if (!s || s.state !== 'live' || st.connection !== 'connected') return false;"
             " const video = st.inbound.filter((x) => x.kind === 'video' && x.frames_decoded >= 5);"
             " const audio = st.inbound.filter((x) => x.kind === 'audio' && x.energy > 0"
             "                                     && x.duration > 1);"

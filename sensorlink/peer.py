@@ -21,7 +21,7 @@ from aiortc.rtcdatachannel import RTCDataChannel
 
 from sensorlink.control import ControlHandler
 from sensorlink.errors import SignalingError
-from sensorlink.ice import rtc_configuration
+from sensorlink.ice import rtc_configuration, set_local_answer
 from sensorlink.media import BeamAudioTrack, ThermalVideoTrack
 from sensorlink.encoding import settle_on
 from sensorlink.fanout import frame_sender, pump, wait_open
@@ -129,8 +129,7 @@ class ViewerSession:
             self._tracks.append(track)
             self.pc.addTrack(track)
             tracks[transceiver.mid] = sensor
-        answer = await self.pc.createAnswer()
-        await self.pc.setLocalDescription(answer)
+        await set_local_answer(self.pc)
         enlarge_receive_buffers(self.pc)
         self._start_senders()
         return self.pc.localDescription.sdp, tracks

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from sensorlink_drivers.simulated.thermal import SimulatedThermalCamera
 from sensorlink.hub import Hub
 from sensorlink.recorder import Recorder
 from sensorlink.runner import DriverRunner
-from sensorlink.samples import AudioBlock, Reading, ThermalFrame
+from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
 
 SAMPLE_TYPES = (ThermalFrame, AudioBlock, Reading)
 
@@ -91,6 +92,38 @@ async def record_session(directory: Path, seconds: float, *, controls: int = 0,
     truth += [e for e in truth_sub.get_nowait(1_000_000) if isinstance(e, SAMPLE_TYPES)]
     truth_sub.close()
     return Session(files=list(recorder.files), truth=truth, status=recorder.status())
+
+
+async def synthetic_recording(path: Path, *, seconds: float, rate_hz: float, streams: int = 4,
+                              frame_every: int = 0) -> list[Any]:
+    """Record ``streams`` probe channels ticking at ``rate_hz`` for ``seconds`` of log time,
+    without waiting for real time. Every tick's readings share one log time (siblings, as a
+    multi-channel probe sends them), and with ``frame_every`` a 4×3 thermal frame joins every
+    n-th tick at that same time. Returns the samples, in the order published."""
+    hub = Hub()
+    hub.describe(SensorInfo("probes", "probe", "synthetic",
+                            {"streams": [f"t{i}" for i in range(streams)]}))
+    if frame_every:
+        hub.describe(SensorInfo("cam", "thermal", "synthetic", {"width": 4, "height": 3}))
+    recorder = Recorder(hub, path.parent, session={"test": "synthetic"}, file=path, fsync=False)
+    await recorder.start()
+    t0, step = time.time_ns(), int(1e9 / rate_hz)  # after the descriptions the file opens with
+    truth: list[Any] = []
+    for tick in range(int(seconds * rate_hz)):
+        t = t0 + tick * step
+        now: list[Any] = [Reading("probes", f"t{i}", "temperature", 20.0 + i + tick / 100, "°C",
+                                  tick, tick, t) for i in range(streams)]
+        if frame_every and tick % frame_every == 0:
+            celsius = np.full((3, 4), 30.0 + tick / 10, dtype=np.float32)
+            now.append(ThermalFrame("cam", celsius, tick // frame_every, tick, t, 21.0))
+        for sample in now:
+            hub.publish(sample)
+        truth += now
+        if tick % 500 == 0:
+            await asyncio.sleep(0)  # let the recorder drain now and then
+    await recorder.stop()
+    assert recorder.status()["samples"] == len(truth), recorder.status()
+    return truth
 
 
 async def _kill_target(directory: str) -> None:

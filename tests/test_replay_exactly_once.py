@@ -10,6 +10,7 @@ not yet sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -110,7 +111,9 @@ def test_every_sample_is_published_once_whatever_the_controls_do(
 
 async def test_quick_pause_resume_at_20x_over_webrtc_loses_no_reading(tmp_path: Path) -> None:
     path = tmp_path / "readings.mcap"
-    truth = await synthetic_recording(path, seconds=8.0, rate_hz=40, streams=4)
+    # A minute of log time: about 3 s of play at 20x, so there is time for many cycles at the
+    # rate the service accepts control messages (20/s, see sensorlink.control).
+    truth = await synthetic_recording(path, seconds=60.0, rate_hz=5, streams=2)
     expected = Counter((f"{s.sensor}/{s.channel}", s.seq) for s in truth)
     service = Service(ServiceConfig(host="127.0.0.1", port=0, token=TOKEN), source="test",
                       replay_path=str(path), replay_options={"speed": 20, "paused": True})
@@ -131,12 +134,13 @@ async def test_quick_pause_resume_at_20x_over_webrtc_loses_no_reading(tmp_path: 
                 for action in ("resume", "pause"):
                     reply = await viewer.control({"type": "replay", "action": action})
                     assert reply["type"] == "reply", reply
-                    await asyncio.sleep(rng.uniform(0.0, 0.012))
+                    await asyncio.sleep(rng.uniform(0.03, 0.08))
                 cycles += 1
             if not service.replay.ended:  # (a resume after the end would play it again)
                 await viewer.control({"type": "replay", "action": "resume"})
                 await wait_for(lambda: service.replay.ended, 60, "the end of the replay")
-            await wait_for(lambda: sum(got.values()) >= len(truth), 60, "every reading")
+            with contextlib.suppress(AssertionError):  # a lost one never comes: see below
+                await wait_for(lambda: sum(got.values()) >= len(truth), 60, "every reading")
             dropped = viewer.last_status["viewer"]["readings_dropped"]
     finally:
         await service.stop()

@@ -108,7 +108,7 @@ class Recording:
             self._f.seek(0)  # the reader checks the magic itself
             reader = SeekingReader(self._f)
             summary = reader.get_summary()
-            if summary is None or not summary.chunk_indexes:
+            if summary is None:
                 return False
             metadata = [(m.name, dict(m.metadata)) for m in reader.iter_metadata()]
         except (McapError, struct.error, ValueError, OSError, EOFError):
@@ -124,7 +124,7 @@ class Recording:
         if stats is not None:
             self.message_counts = dict(stats.channel_message_counts)
             self.start_ns, self.end_ns = stats.message_start_time, stats.message_end_time
-        else:
+        elif self._chunks:
             self.start_ns = min(c.start_ns for c in self._chunks)
             self.end_ns = max(c.end_ns for c in self._chunks)
         self.metadata = metadata

@@ -26,7 +26,8 @@ def default_reader(path: Path) -> dict[str, Any]:
         assert summary is not None, f"{path}: no summary"
         assert summary.statistics is not None, f"{path}: no statistics"
         topics = {cid: c.topic for cid, c in summary.channels.items()}
-        statistics = {topics[cid]: n for cid, n in summary.statistics.channel_message_counts.items()}
+        counts = summary.statistics.channel_message_counts
+        statistics = {topics[cid]: n for cid, n in counts.items()}
         read = Counter(channel.topic for _, channel, _ in reader.iter_messages())
         return {"statistics": statistics, "read": dict(read),
                 "chunks": len(summary.chunk_indexes), "indexed": all(

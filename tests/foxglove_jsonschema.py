@@ -62,6 +62,14 @@ def parse_json_schema(root: dict[str, Any], root_type_name: str
         if _get(schema, "type") != "object":
             raise SchemaRejected(f'Expected "type": "object" for schema {type_name}, '
                                  f"got {_js(_get(schema, 'type'))}")
+        def complex_field(nested: Any, field_name: str, *, is_array: bool) -> Postprocess:
+            # A nested object (or array of them) is a datatype of its own, named by its path.
+            postprocess = add_fields_recursive(nested, f"{type_name}.{field_name}",
+                                               [*key_path, field_name])
+            fields.append({"name": field_name, "type": f"{type_name}.{field_name}",
+                           "isComplex": True, **({"isArray": True} if is_array else {})})
+            return postprocess
+
         for field_name, field_schema in _entries(_get(schema, "properties"), type_name):
             path = ".".join([*key_path, field_name])
             one_of = _get(field_schema, "oneOf")
@@ -91,11 +99,8 @@ def parse_json_schema(root: dict[str, Any], root_type_name: str
                 fields.append({"name": field_name,
                                "type": "float64" if kind == "number" else "uint32"})
             elif kind == "object":
-                nested = add_fields_recursive(field_schema, f"{type_name}.{field_name}",
-                                              [*key_path, field_name])
+                nested = complex_field(field_schema, field_name, is_array=False)
                 steps.append(_nested_step(field_name, nested))
-                fields.append({"name": field_name, "type": f"{type_name}.{field_name}",
-                               "isComplex": True})
             elif kind == "array":
                 items = _get(field_schema, "items")
                 if not isinstance(items, dict):  # itemSchema.type on undefined throws
@@ -114,11 +119,8 @@ def parse_json_schema(root: dict[str, Any], root_type_name: str
                     fields.append({"name": field_name, "isArray": True,
                                    "type": "float64" if item_kind == "number" else "uint32"})
                 elif item_kind == "object":
-                    item = add_fields_recursive(items, f"{type_name}.{field_name}",
-                                                [*key_path, field_name])
+                    item = complex_field(items, field_name, is_array=True)
                     steps.append(_array_step(field_name, item))
-                    fields.append({"name": field_name, "type": f"{type_name}.{field_name}",
-                                   "isComplex": True, "isArray": True})
                 else:
                     raise SchemaRejected(f"Unsupported type {_js(item_kind)} for array "
                                          f"item {path}")

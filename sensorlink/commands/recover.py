@@ -7,7 +7,7 @@ import argparse
 from sensorlink.recovery import recover
 
 HELP = ("rewrite a recording cut short (no summary, no footer) as a complete, indexed file "
-        "that every MCAP reader opens")
+        "that default MCAP readers (make_reader, @mcap/core) open")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

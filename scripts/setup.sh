@@ -64,3 +64,15 @@ if [ "${1:-}" = "--browser" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null
   fi
 fi
+
+# Readers we did not write, for the recording tests: @mcap/core under node (tests/node,
+# pinned by its package-lock.json). Installed again only when the lockfile changes.
+if [ "${1:-}" = "--browser" ]; then
+  lock="$(sha256sum tests/node/package-lock.json | cut -d' ' -f1)"
+  if [ "$(cat tests/node/node_modules/.sensorlink-installed 2>/dev/null)" != "$lock" ]; then
+    command -v npm >/dev/null 2>&1 || { echo "setup: npm (Node.js 20+) is required for tests/node" >&2; exit 1; }
+    echo "setup: installing tests/node (npm ci)" >&2
+    npm ci --prefix tests/node --no-audit --no-fund --loglevel=error >&2
+    echo "$lock" > tests/node/node_modules/.sensorlink-installed
+  fi
+fi

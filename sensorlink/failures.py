@@ -8,16 +8,18 @@ module reads them there once the connection has failed, without changing how aio
   none from the other end, no pair that answered its connectivity checks (UDP blocked), or, after
   the connection was up, consent lost (RFC 7675: the other end stopped answering for ~30 s).
 - DTLS: a handshake that completed with a certificate other than the one the offer's fingerprint
-  names (checked again here, to say which), or an OpenSSL error.
+  names (checked again here, to say which), no SRTP profile in common, or a handshake that did
+  not complete. (aiortc logs the OpenSSL error of the last at DEBUG, but with aiortc 1.16 and
+  pyOpenSSL 26 it is an empty list: there is no more to say than that it failed.)
 - Codecs: an audio or video m-line without one codec aiortc can send.
 
-Two facts exist only in log lines, which is where aiortc and aioice put them: the OpenSSL error
-of a failed handshake (aiortc logs it at DEBUG and drops it), and an expired consent (aioice
-logs it and closes the connection, which aiortc then reports as "closed", not "failed"). A filter
-on each of those two loggers keeps such lines as notes of the connection whose task logged them:
+One fact exists only in a log line: an expired consent. aioice logs it and closes the
+connection, which aiortc then reports as "closed", like a goodbye, not "failed". A filter on
+aioice's logger keeps that line as a note of the connection whose task logged it:
 :func:`watch_transports` puts a list in a context variable, which the tasks aiortc starts from
-``setRemoteDescription``/``setLocalDescription`` inherit. The filters let through only what the
-``aiortc``/``aioice`` loggers' own levels would (cli.py sets them: ``-vv`` shows their debug log).
+``setRemoteDescription``/``setLocalDescription`` (aioice's consent checks among them) inherit.
+The filter passes on only what the ``aioice`` logger's level lets through (cli.py sets it:
+``-vv`` shows aioice's debug log).
 """
 
 from __future__ import annotations
@@ -40,44 +42,26 @@ _notes: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
 CONSENT_EXPIRED = "ice: consent expired"
 
 
-class _NoteTap(logging.Filter):
-    """On one of aiortc's or aioice's loggers: keeps the lines that contain ``marker`` as notes
-    of the connection that logged them, and passes on what ``parent``'s level lets through."""
-
-    def __init__(self, parent: str, marker: str) -> None:
-        super().__init__()
-        self.parent, self.marker = parent, marker
+class _ConsentTap(logging.Filter):
+    """On aioice's logger: notes "Consent to send expired" for the connection that logged it,
+    and passes on what the ``aioice`` logger's own level lets through."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         notes = _notes.get()
-        if notes is not None and self.marker in str(record.msg):
-            notes.append(_note(record))
-        return record.levelno >= logging.getLogger(self.parent).getEffectiveLevel()
+        if notes is not None and "Consent to send expired" in str(record.msg):
+            notes.append(CONSENT_EXPIRED)
+        return record.levelno >= logging.getLogger("aioice").getEffectiveLevel()
 
 
-def _note(record: logging.LogRecord) -> str:
-    if "Consent to send expired" in str(record.msg):
-        return CONSENT_EXPIRED
-    args = record.args if isinstance(record.args, tuple) else ()
-    for arg in args:
-        if isinstance(arg, BaseException):  # pyOpenSSL's SSL.Error: [(lib, func, reason), ...]
-            reasons = arg.args[0] if arg.args and isinstance(arg.args[0], list) else []
-            text = "; ".join(str(r[-1]) for r in reasons if isinstance(r, tuple) and r)
-            return f"dtls: {text or arg}"
-    return "dtls: " + str(record.msg).rsplit("(", 1)[-1].rstrip(")")  # "fingerprint mismatch"
+def _install_tap() -> None:
+    logger = logging.getLogger("aioice.ice")
+    if not any(isinstance(f, _ConsentTap) for f in logger.filters):
+        # DEBUG so that the records exist at all (for -vv too); the tap drops what was not asked for.
+        logger.setLevel(logging.DEBUG)
+        logger.addFilter(_ConsentTap())
 
 
-def _install_taps() -> None:
-    for name, parent, marker in (("aiortc.rtcdtlstransport", "aiortc", "handshake failed"),
-                                 ("aioice.ice", "aioice", "Consent to send expired")):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _NoteTap) for f in logger.filters):
-            # DEBUG so that the records exist at all; the tap drops what was not asked for.
-            logger.setLevel(logging.DEBUG)
-            logger.addFilter(_NoteTap(parent, marker))
-
-
-_install_taps()
+_install_tap()
 
 
 def watch_transports() -> list[str]:
@@ -110,9 +94,9 @@ def has_failed(pc: RTCPeerConnection, notes: Sequence[str]) -> bool:
 
 def failure_reason(pc: RTCPeerConnection, *, was_connected: bool, notes: Sequence[str] = (),
                    peer: str = "the viewer", me: str = "the service") -> str:
-    """Why ``pc`` failed (see :func:`has_failed`). ICE first: when ICE fails, aiortc still
-    starts DTLS on it, and that fails too, as a consequence. Never raises: it runs inside
-    aiortc's state-change event."""
+    """Why ``pc`` failed (see :func:`has_failed`); ``notes`` from :func:`watch_transports`. ICE
+    first: when ICE fails, aiortc still starts DTLS on it, and that fails too, as a consequence.
+    Never raises: it runs inside aiortc's state-change event."""
     try:
         if CONSENT_EXPIRED in notes:
             return consent_lost(peer, me)
@@ -122,7 +106,7 @@ def failure_reason(pc: RTCPeerConnection, *, was_connected: bool, notes: Sequenc
                 return ice_failure(dtls.transport, was_connected=was_connected, peer=peer, me=me)
         for dtls in transports:
             if dtls.state == "failed":
-                return dtls_failure(dtls, pc, notes, peer=peer)
+                return dtls_failure(dtls, pc, peer=peer, me=me)
     except Exception as exc:  # noqa: BLE001 (aiortc's private parts moved: say so, do not crash)
         return f"peer connection failed ({type(exc).__name__} while reading why: {exc})"
     return "peer connection failed, and no transport says why (run with -vv for aiortc's log)"
@@ -179,8 +163,8 @@ def _offered_fingerprints(pc: RTCPeerConnection) -> list[Any]:
             if f.algorithm.lower() in X509_DIGEST_ALGORITHMS]
 
 
-def dtls_failure(dtls: RTCDtlsTransport, pc: RTCPeerConnection, notes: Sequence[str] = (), *,
-                 peer: str = "the viewer") -> str:
+def dtls_failure(dtls: RTCDtlsTransport, pc: RTCPeerConnection, *, peer: str = "the viewer",
+                 me: str = "the service") -> str:
     ssl = getattr(dtls, "_ssl", None)
     certificate = ssl.get_peer_certificate(as_cryptography=True) if ssl and dtls.encrypted else None
     if certificate is not None:
@@ -198,14 +182,9 @@ def dtls_failure(dtls: RTCDtlsTransport, pc: RTCPeerConnection, notes: Sequence[
                     f"not the one its {description} names ({said}): the {description} was changed "
                     "on its way, or it names another certificate")
         return f"DTLS failed: no SRTP protection profile in common with {peer}"
-    error = next((n[len("dtls: "):] for n in reversed(notes) if n.startswith("dtls: ")), "")
-    if error == "connection error":
-        return "DTLS handshake failed: the ICE connection closed during the handshake"
-    if error:
-        hint = (" (the two ends have no cipher suite in common for their certificates' key types)"
-                if "no shared cipher" in error else "")
-        return f"DTLS handshake failed: {error}{hint}"
-    return "DTLS handshake failed (aiortc gave no detail; run with -vv for its log)"
+    return (f"DTLS handshake failed after ICE connected: {peer} and {me} agreed on no cipher "
+            "suite or protocol version (e.g. a certificate key type the other end has no suite "
+            "for); OpenSSL gives no more detail here")
 
 
 def missing_candidates(pc: RTCPeerConnection, *, policy: str, ice_servers: int,

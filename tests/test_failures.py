@@ -27,39 +27,21 @@ import pytest
 import websockets
 from offer_tampering import SignalingProxy, only_unsendable_codec, wrong_fingerprint
 from support import STILL_SENSORS, wait_for
+from test_security import OPERATOR as TOKEN
+from test_security import PROBES, dashboard_url, start_service, ws_url
 
 from sensorlink import signaling
-from sensorlink.config import ServiceConfig
 from sensorlink.service import Service
-
-TOKEN = "failures-token-123"
-PROBES = [s for s in STILL_SENSORS if s.name == "probes"]
-
-
-async def start_service(sensors: list[Any] = STILL_SENSORS, **settings: Any) -> Service:
-    service = Service(ServiceConfig(host="127.0.0.1", port=0, token=TOKEN, **settings),
-                      sensors=sensors, source="failures")
-    await service.start()
-    return service
 
 
 @pytest.fixture
 async def service() -> AsyncIterator[Service]:
-    svc = await start_service()
+    """Every kind of sensor, so the offer has video and audio m-lines to refuse."""
+    svc = await start_service(STILL_SENSORS)
     try:
         yield svc
     finally:
         await svc.stop()
-
-
-def dashboard_url(service: Service) -> str:
-    host, port = service.bound
-    return f"http://{host}:{port}/#token={TOKEN}"
-
-
-def ws_url(service: Service) -> str:
-    host, port = service.bound
-    return f"ws://{host}:{port}/ws"
 
 
 class ViewRun:
@@ -177,40 +159,31 @@ async def test_a_fingerprint_that_does_not_match_fails_dtls_and_says_so(
 
 # -- ICE ---------------------------------------------------------------------------------------
 
-async def test_blocked_udp_fails_ice_and_says_which_pairs_were_tried(
+@pytest.mark.parametrize("when, said", [
+    ("from the start", r"ICE failed: no connectivity check succeeded on the candidate pair "
+                       r"\(the service's: host 127\.0\.0\.1:\d+; the viewer's: host "
+                       r"127\.0\.0\.1:\d+\): UDP between the viewer and the service is blocked"),
+    ("once streaming", r"ICE consent lost: the viewer stopped answering consent checks "
+                       r"\(RFC 7675\)"),
+])
+async def test_blocked_udp_fails_ice_and_says_so(
         service: Service, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
-        fast_stun: None) -> None:
+        fast_stun: None, when: str, said: str) -> None:
     caplog.set_level(logging.INFO, logger="sensorlink")
     firewall = InboundUdpFirewall(monkeypatch)
-    firewall.closed = True
-    said = (r"ICE failed: no connectivity check succeeded on the candidate pair \(the service's: "
-            r"host 127\.0\.0\.1:\d+; the viewer's: host 127\.0\.0\.1:\d+\): UDP between the "
-            r"viewer and the service is blocked")
-    view = ViewRun(dashboard_url(service))
-    await view.until(failed_with(said))
-    assert firewall.dropped > 0
-    assert logged(caplog, f"peer connection failed: {said}"), caplog.text
-    assert not any(e["event"] == "connected" for e in view.events)
-    await wait_for(lambda: not service.viewers, 20, "the failed session closed")
-
-
-async def test_udp_blocked_after_connecting_loses_ice_consent_and_says_so(
-        service: Service, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
-        fast_stun: None) -> None:
-    caplog.set_level(logging.INFO, logger="sensorlink")
-    firewall = InboundUdpFirewall(monkeypatch)
-    said = r"ICE consent lost: the viewer stopped answering consent checks \(RFC 7675\)"
-    view = ViewRun(dashboard_url(service))
+    firewall.closed = when == "from the start"
 
     def watch(event: dict[str, Any]) -> bool:
         if event["event"] == "readings":  # connected and streaming: now the firewall closes
             firewall.closed = True
         return failed_with(said)(event)
+    view = ViewRun(dashboard_url(service))
     await view.until(watch)
-    assert logged(caplog, f"peer connection failed: {said}"), caplog.text
-    kinds = [e["event"] for e in view.events]
-    assert "connected" in kinds and "readings" in kinds  # it was up before consent lapsed
     assert firewall.dropped > 0
+    assert logged(caplog, f"peer connection failed: {said}"), caplog.text
+    connected = any(e["event"] == "connected" for e in view.events)
+    assert connected == (when == "once streaming"), view.events
+    await wait_for(lambda: not service.viewers, 20, "the failed session closed")
 
 
 async def test_a_relay_only_service_without_turn_refuses_the_offer_saying_why(

@@ -46,6 +46,12 @@ fi
 # microphone capture test, the servers the deployment tests start on loopback or in a network
 # namespace of their own (mosquitto, coturn, janus), and iproute2 for that namespace.
 TEST_PACKAGES="chromium libasound2-data mosquitto mosquitto-clients coturn janus iproute2 util-linux"
+# GStreamer's webrtcbin as a WebRTC peer we did not write, run by Debian's python3 with Debian's
+# bindings, websockets and msgpack (tests/gst_webrtc_viewer.py).
+TEST_PACKAGES="$TEST_PACKAGES gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-nice gstreamer1.0-libav python3-gi python3-gst-1.0
+  gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1 python3-websockets
+  python3-msgpack"
 if [ "${1:-}" = "--browser" ]; then
   missing=""
   for pkg in $TEST_PACKAGES; do

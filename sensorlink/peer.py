@@ -22,7 +22,7 @@ from aiortc.rtcdatachannel import RTCDataChannel
 from sensorlink import failures
 from sensorlink.control import ControlHandler
 from sensorlink.errors import PeerConnectionFailed, SignalingError
-from sensorlink.ice import rtc_configuration
+from sensorlink.ice import rtc_configuration, set_local_answer
 from sensorlink.media import BeamAudioTrack, ThermalVideoTrack
 from sensorlink.encoding import settle_on
 from sensorlink.fanout import frame_sender, pump, wait_open
@@ -137,8 +137,7 @@ class ViewerSession:
             self._tracks.append(track)
             self.pc.addTrack(track)
             tracks[transceiver.mid] = sensor
-        answer = await self.pc.createAnswer()
-        await self.pc.setLocalDescription(answer)
+        await set_local_answer(self.pc)
         settings = self.service.settings
         unreachable = failures.missing_candidates(self.pc, policy=settings.ice_transport_policy,
                                                   ice_servers=len(settings.ice_servers))

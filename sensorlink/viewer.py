@@ -26,8 +26,10 @@ from aiortc.mediastreams import MediaStreamError
 
 from sensorlink import failures
 from sensorlink.config import IceServer
+from sensorlink.directional import dbfs
 from sensorlink.errors import MessageError, PeerConnectionFailed, SignalingError
-from sensorlink.ice import is_loopback, restrict_host_candidates_to_loopback, rtc_configuration
+from sensorlink.ice import (is_loopback, restrict_bundle, restrict_host_candidates_to_loopback,
+                            rtc_configuration)
 from sensorlink.peer import enlarge_receive_buffers
 from sensorlink.runner import Backoff
 from sensorlink.wire import FrameAssembler, decode_message, validate
@@ -88,7 +90,8 @@ class Viewer:
                  ice_servers: list[IceServer] | None = None, keep_video: bool = False,
                  validate_messages: bool = True, received: Any = None,
                  ssl: ssl_module.SSLContext | None = None,
-                 ice_transport_policy: str = "all", video_codec: str | None = None) -> None:
+                 ice_transport_policy: str = "all", video_codec: str | None = None,
+                 bundle: bool = True) -> None:
         self.ws_url, url_token = signaling_url(url)
         self.token = token or url_token
         if not self.token:
@@ -98,6 +101,9 @@ class Viewer:
         self.ice_transport_policy = ice_transport_policy
         #: offer only this video codec (e.g. "H264"), as some browsers and devices do
         self.video_codec = video_codec
+        #: False: offer no BUNDLE group, as an endpoint that does not bundle does (each m-line
+        #: then has an ICE and DTLS transport of its own)
+        self.bundle = bundle
         self.keep_video = keep_video
         self.validate_messages = validate_messages
         #: optional sensorlink.received.ReceivedSamples: what arrives, as samples (for --record)
@@ -108,6 +114,8 @@ class Viewer:
         self.tracks: dict[str, str] = {}
         self.video_frames: Counter[str] = Counter()
         self.audio_frames: Counter[str] = Counter()
+        #: level of each microphone's last decoded audio frame, dBFS (RMS): silence shows here
+        self.audio_dbfs: dict[str, float] = {}
         self.last_video: dict[str, np.ndarray] = {}
         self.last_frames: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
         self.last_status: dict[str, Any] = {}
@@ -199,7 +207,10 @@ class Viewer:
                             me="this viewer")
                     lost.set()
 
-            await pc.setLocalDescription(await pc.createOffer())
+            offer = await pc.createOffer()
+            if not self.bundle:
+                offer = RTCSessionDescription(sdp=restrict_bundle(offer.sdp, []), type="offer")
+            await pc.setLocalDescription(offer)
             enlarge_receive_buffers(pc)  # the same reason as the service's side: see peer.py
             await ws.send(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp}))
             while True:
@@ -320,6 +331,7 @@ class Viewer:
                         self.last_video[sensor] = frame.to_ndarray(format="rgb24")
                 else:
                     self.audio_frames[sensor] += 1
+                    self.audio_dbfs[sensor] = dbfs(frame.to_ndarray())
                     if self.received is not None:
                         self.received.on_audio(sensor, frame)
         except MediaStreamError:
@@ -391,7 +403,9 @@ class Viewer:
 
     def media_counts(self) -> dict[str, Any]:
         return {"event": "media", "video_frames": dict(self.video_frames),
-                "audio_frames": dict(self.audio_frames), "readings": self.readings,
+                "audio_frames": dict(self.audio_frames),
+                "audio_dbfs": {k: round(v, 1) for k, v in self.audio_dbfs.items()},
+                "readings": self.readings,
                 "frames": self.frames, "seq_gaps": self.seq_gaps, "invalid": self.invalid}
 
 

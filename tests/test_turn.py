@@ -24,8 +24,14 @@ from sensorlink.service import Service
 from sensorlink.viewer import Viewer, connected_viewer
 
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
-pytestmark = pytest.mark.skipif(not Path(TURNSERVER).exists(),
-                                reason="coturn not installed (apt-get install coturn)")
+
+
+@pytest.fixture(autouse=True)
+def _coturn_installed() -> None:
+    # Not a skip: a missing server in CI is a failure to see, not a test to hide.
+    assert Path(TURNSERVER).exists(), f"{TURNSERVER} is not installed: run scripts/setup.sh --browser"
+
+
 TOKEN = "test-token-123"
 USER, PASSWORD, REALM = "sensorlink", "relay-secret", "sensorlink.test"
 

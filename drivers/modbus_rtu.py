@@ -22,8 +22,8 @@ big-endian. Everything is configurable per transmitter because other models diff
     channels = ["oil"]
     units = ["°C"]
 
-An exception reply or a timeout from one transmitter is counted (``exception_replies``,
-``exception_<code>``, ``timeouts``) and skipped: no reading is invented for it. Only when no
+An exception reply, a reply with a bad CRC or a timeout from one transmitter is counted
+(``exception_replies``, ``exception_<code>``, ``crc_errors``, ``timeouts``) and skipped: no reading is invented for it. Only when no
 transmitter has answered for ``max_silent_polls`` polls in a row, or the port itself is gone,
 does the driver raise DeviceDisconnected so the runner shows "reconnecting" and reopens.
 """
@@ -40,7 +40,7 @@ from typing import Any, Literal
 from sensorlink.driver import Driver
 from sensorlink.errors import DeviceDisconnected
 from sensorlink.samples import Reading, Sample, SensorInfo
-from sensorlink_drivers.modbus_codec import READ_FUNCTIONS, decode_registers
+from sensorlink_drivers.modbus_codec import READ_FUNCTIONS, ReplyParser, decode_registers
 from sensorlink_drivers.simulated.pacing import Ticker
 
 _QUANTITIES = {"°C": "temperature", "°F": "temperature", "K": "temperature", "%RH": "humidity"}
@@ -131,6 +131,8 @@ class ModbusRtu(Driver):
     def __init__(self, name: str, options: ModbusRtuOptions | None = None) -> None:
         super().__init__(name, options)
         self._client: Any = None
+        #: a complete reply with a bad CRC arrived for the request under way (noise on the bus)
+        self._saw_bad_crc = False
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._silent_polls = 0
 
@@ -151,7 +153,8 @@ class ModbusRtu(Driver):
 
         o = self.options
         client = ModbusSerialClient(o.port, baudrate=o.baudrate, parity=o.parity,
-                                    stopbits=o.stopbits, timeout=o.timeout_s, retries=o.retries)
+                                    stopbits=o.stopbits, timeout=o.timeout_s, retries=o.retries,
+                                    trace_packet=self._watch_received)
         # One worker thread: pymodbus's sync client is blocking and must not be used by two
         # threads at once. It also keeps cancellation safe: a poll whose read() was cancelled
         # (the silence timeout, stop) still runs to its end before the next call and close().
@@ -163,6 +166,15 @@ class ModbusRtu(Driver):
         self._client = client
         self._ticker = Ticker(o.poll_hz)
         self._silent_polls = 0
+
+    def _watch_received(self, sending: bool, data: bytes) -> bytes:
+        """pymodbus drops a reply whose CRC fails and waits on until its timeout, so the
+        request looks unanswered. Its framer is handed the bytes received so far through this
+        hook (in the worker thread): a complete reply in them that fails the CRC means a noisy
+        bus, not a silent device."""
+        if not sending and _has_bad_crc_reply(data):
+            self._saw_bad_crc = True
+        return data
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -178,13 +190,14 @@ class ModbusRtu(Driver):
         for t in self.transmitters:
             method = (client.read_input_registers if t.function == 4
                       else client.read_holding_registers)
+            self._saw_bad_crc = False
             try:
                 reply = await self._call(method, t.register, count=t.count, device_id=t.address)
             except ConnectionException as exc:
                 raise DeviceDisconnected(f"port went away: {exc}", sensor=self.name,
                                          port=self.options.port) from exc
             except ModbusIOException:
-                self.counters["timeouts"] += 1
+                self.counters["crc_errors" if self._saw_bad_crc else "timeouts"] += 1
                 continue
             t_mono, t_wall = self.stamp()
             answered += 1
@@ -217,6 +230,12 @@ class ModbusRtu(Driver):
             if client is not None:
                 await asyncio.get_running_loop().run_in_executor(executor, client.close)
             executor.shutdown(wait=False)
+
+
+def _has_bad_crc_reply(data: bytes) -> bool:
+    parser = ReplyParser()
+    parser.feed(data)
+    return parser.counters["crc_errors"] > 0
 
 
 def _port_exists(port: str) -> bool:

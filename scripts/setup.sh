@@ -46,6 +46,12 @@ fi
 # microphone capture test, the servers the deployment tests start on loopback or in a network
 # namespace of their own (mosquitto, coturn, janus), and iproute2 for that namespace.
 TEST_PACKAGES="chromium libasound2-data mosquitto mosquitto-clients coturn janus iproute2 util-linux"
+# GStreamer's webrtcbin as a WebRTC peer we did not write, run by Debian's python3 with Debian's
+# bindings, websockets and msgpack (tests/gst_webrtc_viewer.py).
+TEST_PACKAGES="$TEST_PACKAGES gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-nice gstreamer1.0-libav python3-gi python3-gst-1.0
+  gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1 python3-websockets
+  python3-msgpack"
 if [ "${1:-}" = "--browser" ]; then
   missing=""
   for pkg in $TEST_PACKAGES; do
@@ -56,5 +62,17 @@ if [ "${1:-}" = "--browser" ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null
+  fi
+fi
+
+# Readers we did not write, for the recording tests: @mcap/core under node (tests/node,
+# pinned by its package-lock.json). Installed again only when the lockfile changes.
+if [ "${1:-}" = "--browser" ]; then
+  lock="$(sha256sum tests/node/package-lock.json | cut -d' ' -f1)"
+  if [ "$(cat tests/node/node_modules/.sensorlink-installed 2>/dev/null)" != "$lock" ]; then
+    command -v npm >/dev/null 2>&1 || { echo "setup: npm (Node.js 20+) is required for tests/node" >&2; exit 1; }
+    echo "setup: installing tests/node (npm ci)" >&2
+    npm ci --prefix tests/node --no-audit --no-fund --loglevel=error >&2
+    echo "$lock" > tests/node/node_modules/.sensorlink-installed
   fi
 fi

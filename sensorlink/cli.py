@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sensorlink",
         description="Stream a machine's sensors live over WebRTC to a browser, and record them.")
     parser.add_argument("--version", action="version", version=f"sensorlink {sensorlink.__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output: -v sensorlink's (with why a viewer's connection "
+                             "failed), -vv also aiortc's and aioice's debug log, -vvv everything")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in sorted(_command_modules().items()):
         module = importlib.import_module(module_name)
@@ -67,8 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING - 10 * args.verbose if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    for noisy in ("aioice", "aiortc", "websockets", "pymodbus"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # Third-party loggers stay at WARNING unless asked for: -vv opens the WebRTC stack's debug
+    # log (ICE checks, DTLS handshakes), -vvv the websocket and Modbus frames as well.
+    for noisy, opened_at in (("aioice", 2), ("aiortc", 2), ("websockets", 3), ("pymodbus", 3)):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose >= opened_at
+                                          else max(level, logging.WARNING))
     os.environ.setdefault("ALSA_CONFIG_PATH", "/usr/share/alsa/alsa.conf")
     try:
         return int(args._main(args) or 0)
@@ -77,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly as Unix tools do, with their status
+        # (128 + SIGPIPE); stdout now goes nowhere, so the flush at exit cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

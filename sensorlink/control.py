@@ -10,8 +10,10 @@ import math
 import time
 from typing import Any, Protocol
 
+import msgpack
+
 from sensorlink.errors import ControlError, MessageError
-from sensorlink.wire import decode_control, encode_error, encode_reply
+from sensorlink.wire import MAX_CONTROL_BYTES, decode_control, encode_error, encode_reply
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,8 @@ class ControlHandler:
         msg_id: int | None = None
         try:
             if not self._bucket.take():
-                raise MessageError("too many control messages; slow down")
+                # Still answer with the message's id, or the viewer waits for a reply in vain.
+                raise MessageError("too many control messages; slow down", msg_id=_peek_id(data))
             message = decode_control(data)
             msg_id = message["id"]
             _refuse_non_finite(message, msg_id)
@@ -81,6 +84,17 @@ class ControlHandler:
                                 field=exc.field)
         self.accepted += 1
         return encode_reply(msg_id, result)
+
+
+def _peek_id(data: bytes | str) -> int | None:
+    """The ``id`` of a control message without validating it (for refusals that come first)."""
+    try:
+        message = msgpack.unpackb(data if isinstance(data, bytes) else data.encode(),
+                                  raw=False) if len(data) <= MAX_CONTROL_BYTES else None
+    except Exception:  # noqa: BLE001 (garbage has no id; msgpack raises many types)
+        return None
+    msg_id = message.get("id") if isinstance(message, dict) else None
+    return msg_id if isinstance(msg_id, int) and not isinstance(msg_id, bool) else None
 
 
 def _refuse_non_finite(value: Any, msg_id: int, path: str = "") -> None:

@@ -70,5 +70,9 @@ class SignalingError(SensorlinkError):
     """Signaling failed: refused token, bad offer, server gone."""
 
 
+class PeerConnectionFailed(SignalingError):
+    """A peer connection cannot work or stopped working; the message says why (ICE, DTLS)."""
+
+
 class RecordingError(SensorlinkError):
     """A recording could not be written or read."""

@@ -38,8 +38,9 @@ import websockets
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from sensorlink.directional import dbfs
 from sensorlink.errors import ConfigError, MessageError, SignalingError
-from sensorlink.ice import rtc_configuration
+from sensorlink.ice import rtc_configuration, set_local_answer
 from sensorlink.runner import Backoff
 from sensorlink.fanout import frame_sender, pump, wait_open
 from sensorlink.teardown import close_peer
@@ -332,6 +333,8 @@ class JanusViewer:
         self.name = f"janus-viewer{next(self._ids)}"
         self.video_frames: Counter[str] = Counter()
         self.audio_frames: Counter[str] = Counter()
+        #: level of each microphone's last decoded audio frame, dBFS (RMS)
+        self.audio_dbfs: dict[str, float] = {}
         self.readings = 0
         self.frames = 0
         self.statuses = 0
@@ -376,7 +379,7 @@ class JanusViewer:
             # Janus relays data to a subscriber only once the subscriber has opened a channel
             # of its own (what janus.js does): this one only says "ready".
             pc.createDataChannel("JanusDataChannel")
-            await pc.setLocalDescription(await pc.createAnswer())
+            await set_local_answer(pc)
             await session.message(handle, {"request": "start"},
                                   {"type": "answer", "sdp": pc.localDescription.sdp,
                                    "trickle": False}, asynchronous=True)
@@ -402,8 +405,10 @@ class JanusViewer:
         counter = self.video_frames if track.kind == "video" else self.audio_frames
         with contextlib.suppress(MediaStreamError):
             while True:
-                await track.recv()
+                frame = await track.recv()
                 counter[sensor] += 1
+                if track.kind == "audio":
+                    self.audio_dbfs[sensor] = dbfs(frame.to_ndarray())
 
     def _on_message(self, data: bytes | str) -> None:
         try:

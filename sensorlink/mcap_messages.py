@@ -8,6 +8,15 @@ survive) and audio is ``foxglove.RawAudio`` (``pcm-s16``, every channel interlea
 sensorlink's own fields (``sensor``, ``seq``, ``t_mono_ns`` ...) next to Foxglove's, which Foxglove
 ignores and the replay needs. Readings, sensor descriptions, status changes and control actions
 use ``sensorlink.*`` schemas.
+
+Every schema converts under Foxglove's JSON-Schema decoder (``parseJsonSchema`` in its
+mcap-support package, and in the Lichtblick fork), which turns a whole topic into an error for
+one field it cannot type: each field has a single ``type`` (no unions, no bare ``enum``, no
+``null``) and each object lists its ``properties``. So a number that may be missing is left
+out (and a non-finite one is left out with a ``<field>_nonfinite`` string saying which),
+enumerations are typed strings, counters are a list of ``{name, value}``, and free-form objects
+(a sensor's ``meta``, a control message) travel as JSON text in a string field. Files written
+before this form (``null`` numbers, JSON objects) decode just the same.
 """
 
 from __future__ import annotations
@@ -74,6 +83,24 @@ _TIME = {"type": "object", "title": "time", "required": ["sec", "nsec"],
 _BYTES = {"type": "string", "contentEncoding": "base64"}
 _NS = {"type": "integer"}
 _SEQ = {"type": "integer", "minimum": 0}
+NONFINITE = ("nan", "inf", "-inf")
+_NONFINITE = {"type": "string", "enum": list(NONFINITE),
+              "description": "present instead of the number when it is not finite"}
+
+
+def _json_text(what: str) -> dict[str, Any]:
+    return {"type": "string", "contentMediaType": "application/json",
+            "description": f"{what}, as JSON text (free-form: no fixed properties)"}
+
+
+def _optional_number(name: str, description: str) -> dict[str, Any]:
+    """A number that may be missing (left out) or not finite (left out, ``<name>_nonfinite``)."""
+    return {name: {"type": "number", "description": f"{description}; absent when unknown"},
+            f"{name}_nonfinite": _NONFINITE}
+
+
+def _enum(values: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    return {"type": "string", "enum": list(values)}
 
 
 def _schema(name: str, description: str, properties: dict[str, Any],
@@ -93,7 +120,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "step": {"type": "integer", "minimum": 0},
         "data": {**_BYTES, "description": "Raw image data"},
         "sensor": {"type": "string"}, "seq": _SEQ, "t_mono_ns": _NS, "t_wall_ns": _NS,
-        "ambient_c": {"type": ["number", "null"]},
+        **_optional_number("ambient_c", "the camera's own ambient temperature, °C"),
     }, ["timestamp", "frame_id", "width", "height", "encoding", "step", "data"]),
     RAW_AUDIO: _schema(RAW_AUDIO, "A block of PCM (Foxglove well-known schema) plus sensorlink fields", {
         "timestamp": {**_TIME, "description": "Timestamp of the start of the audio block"},
@@ -102,30 +129,34 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "sample_rate": {"type": "integer", "minimum": 0},
         "number_of_channels": {"type": "integer", "minimum": 0},
         "sensor": {"type": "string"}, "seq": _SEQ, "t_mono_ns": _NS, "t_wall_ns": _NS,
-        "steering_deg": {"type": ["number", "null"]},
+        **_optional_number("steering_deg", "where the beam was steered, degrees"),
     }, ["timestamp", "data", "format", "sample_rate", "number_of_channels"]),
     READING: _schema(READING, "One scalar reading of a sensor stream", {
         "timestamp": _TIME, "sensor": {"type": "string"}, "channel": {"type": "string"},
         "quantity": {"type": "string"},
-        "value": {"type": ["number", "null"], "description": "null when not finite (see nonfinite)"},
-        "nonfinite": {"enum": ["nan", "inf", "-inf"]},
-        "unit": {"type": "string"}, "quality": {"enum": list(QUALITIES)},
+        "value": {"type": "number", "description": "absent when not finite (see nonfinite)"},
+        "nonfinite": _NONFINITE,
+        "unit": {"type": "string"}, "quality": _enum(QUALITIES),
         "seq": _SEQ, "t_mono_ns": _NS, "t_wall_ns": _NS,
-    }, ["sensor", "channel", "quantity", "value", "unit", "quality", "seq", "t_mono_ns",
-        "t_wall_ns"]),
+    }, ["sensor", "channel", "quantity", "unit", "quality", "seq", "t_mono_ns", "t_wall_ns"]),
     SENSOR_INFO: _schema(SENSOR_INFO, "A source described a sensor to the hub", {
-        "name": {"type": "string"}, "kind": {"enum": ["thermal", "probe", "microphone"]},
-        "driver": {"type": "string"}, "meta": {"type": "object"},
-    }, ["name", "kind", "driver", "meta"]),
+        "name": {"type": "string"}, "kind": _enum(["thermal", "probe", "microphone"]),
+        "driver": {"type": "string"},
+        "meta_json": _json_text("what the driver says about the sensor (size, rate, geometry)"),
+    }, ["name", "kind", "driver", "meta_json"]),
     SENSOR_STATUS: _schema(SENSOR_STATUS, "A sensor changed state", {
-        "sensor": {"type": "string"}, "state": {"enum": list(DRIVER_STATES)},
+        "sensor": {"type": "string"}, "state": _enum(DRIVER_STATES),
         "detail": {"type": "string"},
-        "counters": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "counters": {"type": "array", "description": "growing totals, in the driver's order",
+                     "items": {"type": "object", "required": ["name", "value"],
+                               "properties": {"name": {"type": "string"},
+                                              "value": {"type": "integer"}}}},
         "rate_hz": {"type": "number"}, "t_wall_ns": _NS,
     }, ["sensor", "state", "detail", "counters", "rate_hz", "t_wall_ns"]),
     CONTROL: _schema(CONTROL, "A viewer's control action, as received", {
-        "viewer": {"type": "string"}, "message": {"type": "object"}, "t_wall_ns": _NS,
-    }, ["viewer", "message", "t_wall_ns"]),
+        "viewer": {"type": "string"}, "message_json": _json_text("the control message"),
+        "t_wall_ns": _NS,
+    }, ["viewer", "message_json", "t_wall_ns"]),
 }
 
 
@@ -140,6 +171,12 @@ def _time(t_ns: int) -> dict[str, int]:
     return {"sec": t_ns // 1_000_000_000, "nsec": t_ns % 1_000_000_000}
 
 
+def _json_text_of(obj: Any) -> str:
+    # default=str as before: a driver's meta is meant to be plain data; anything else is kept
+    # as its text rather than failing the recording.
+    return json.dumps(obj, ensure_ascii=False, default=str)
+
+
 def _dumps(obj: dict[str, Any]) -> bytes:
     # allow_nan=False: a NaN would make the file unreadable to strict JSON parsers (Foxglove).
     return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
@@ -147,6 +184,46 @@ def _dumps(obj: dict[str, Any]) -> bytes:
 
 def _finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _nonfinite_name(value: float) -> str:
+    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+
+
+def _put_number(body: dict[str, Any], name: str, value: float | None,
+                flag: str | None = None) -> None:
+    """``body[name] = value`` when finite; left out when None; left out with a flag saying
+    which when not finite (JSON has no NaN, and Foxglove no type for a null)."""
+    if value is None:
+        return
+    value = float(value)
+    if math.isfinite(value):
+        body[name] = value
+    else:
+        body[flag or f"{name}_nonfinite"] = _nonfinite_name(value)
+
+
+def _get_number(d: dict[str, Any], name: str, flag: str | None = None) -> float | None:
+    """The inverse of :func:`_put_number`; also reads the first form's ``null``."""
+    value = d.get(name)
+    if value is not None:
+        return value
+    word = d.get(flag or f"{name}_nonfinite")
+    if word is None:
+        return None
+    if word not in NONFINITE:
+        raise ValueError(f"{flag or name + '_nonfinite'} is {word!r}, expected one of {NONFINITE}")
+    return float(word)
+
+
+def _json_field(d: dict[str, Any], name: str) -> Any:
+    """A free-form field: JSON text in ``<name>_json`` now, a JSON object in the first form."""
+    text = d.get(f"{name}_json")
+    if text is None:
+        return d[name]
+    if not isinstance(text, str):
+        raise ValueError(f"{name}_json is not a string")
+    return json.loads(text)
 
 
 def encode(event: RecordedEvent, log_time: int | None = None) -> EncodedMessage:
@@ -161,7 +238,8 @@ def encode(event: RecordedEvent, log_time: int | None = None) -> EncodedMessage:
                 "width": event.width, "height": event.height, "encoding": "32FC1",
                 "step": event.width * 4, "data": base64.b64encode(celsius.tobytes()).decode(),
                 "sensor": event.sensor, "seq": event.seq, "t_mono_ns": event.t_mono_ns,
-                "t_wall_ns": event.t_wall_ns, "ambient_c": _finite_or_none(event.ambient_c)}
+                "t_wall_ns": event.t_wall_ns}
+        _put_number(body, "ambient_c", event.ambient_c)
         return EncodedMessage(f"/{event.sensor}/thermal", RAW_IMAGE, event.t_wall_ns,
                               event.seq & 0xFFFFFFFF, _dumps(body),
                               {"sensor": event.sensor, "kind": "thermal"})
@@ -171,20 +249,17 @@ def encode(event: RecordedEvent, log_time: int | None = None) -> EncodedMessage:
                 "data": base64.b64encode(pcm.tobytes()).decode(), "format": "pcm-s16",
                 "sample_rate": event.rate, "number_of_channels": event.channels,
                 "sensor": event.sensor, "seq": event.seq, "t_mono_ns": event.t_mono_ns,
-                "t_wall_ns": event.t_wall_ns, "steering_deg": _finite_or_none(event.steering_deg)}
+                "t_wall_ns": event.t_wall_ns}
+        _put_number(body, "steering_deg", event.steering_deg)
         return EncodedMessage(f"/{event.sensor}/audio", RAW_AUDIO, event.t_wall_ns,
                               event.seq & 0xFFFFFFFF, _dumps(body),
                               {"sensor": event.sensor, "kind": "audio"})
     if isinstance(event, Reading):
-        value = float(event.value)
         body = {"timestamp": _time(event.t_wall_ns), "sensor": event.sensor,
-                "channel": event.channel, "quantity": event.quantity, "value": None,
-                "unit": event.unit, "quality": event.quality, "seq": event.seq,
-                "t_mono_ns": event.t_mono_ns, "t_wall_ns": event.t_wall_ns}
-        if math.isfinite(value):
-            body["value"] = value
-        else:
-            body["nonfinite"] = "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+                "channel": event.channel, "quantity": event.quantity, "unit": event.unit,
+                "quality": event.quality, "seq": event.seq, "t_mono_ns": event.t_mono_ns,
+                "t_wall_ns": event.t_wall_ns}
+        _put_number(body, "value", event.value, "nonfinite")
         return EncodedMessage(f"/{event.sensor}/{event.channel}", READING, event.t_wall_ns,
                               event.seq & 0xFFFFFFFF, _dumps(body),
                               {"sensor": event.sensor, "kind": "reading",
@@ -193,18 +268,20 @@ def encode(event: RecordedEvent, log_time: int | None = None) -> EncodedMessage:
     if isinstance(event, SensorInfo):
         if log_time is None:
             raise ValueError("SensorInfo has no time of its own: pass log_time")
-        return EncodedMessage(TOPIC_SENSORS, SENSOR_INFO, log_time, 0,
-                              json.dumps(event.to_dict(), ensure_ascii=False, default=str).encode())
+        body = {"name": event.name, "kind": event.kind, "driver": event.driver,
+                "meta_json": _json_text_of(event.meta)}
+        return EncodedMessage(TOPIC_SENSORS, SENSOR_INFO, log_time, 0, _dumps(body))
     if isinstance(event, SensorStatus):
         d = event.to_dict()
         d["rate_hz"] = _finite_or_none(d["rate_hz"]) or 0.0
+        d["counters"] = [{"name": str(k), "value": v} for k, v in d["counters"].items()]
         return EncodedMessage(TOPIC_STATUS, SENSOR_STATUS,
                               event.t_wall_ns if log_time is None else log_time, 0, _dumps(d))
     if isinstance(event, ControlRecord):
-        body = {"viewer": event.viewer, "message": event.message, "t_wall_ns": event.t_wall_ns}
+        body = {"viewer": event.viewer, "message_json": _json_text_of(event.message),
+                "t_wall_ns": event.t_wall_ns}
         return EncodedMessage(TOPIC_CONTROL, CONTROL,
-                              event.t_wall_ns if log_time is None else log_time, 0,
-                              json.dumps(body, ensure_ascii=False, default=str).encode())
+                              event.t_wall_ns if log_time is None else log_time, 0, _dumps(body))
     raise TypeError(f"cannot record {type(event).__name__}")
 
 
@@ -221,7 +298,7 @@ def decode(schema_name: str, data: bytes, *, topic: str = "?") -> RecordedEvent:
             h, w = d["height"], d["width"]
             celsius = np.frombuffer(base64.b64decode(d["data"]), dtype="<f4").reshape(h, w)
             return ThermalFrame(d["sensor"], celsius.astype(np.float32), d["seq"],
-                                d["t_mono_ns"], d["t_wall_ns"], d.get("ambient_c"))
+                                d["t_mono_ns"], d["t_wall_ns"], _get_number(d, "ambient_c"))
         if schema_name == RAW_AUDIO:
             if d["format"] != "pcm-s16":
                 raise RecordingError(f"topic {topic}: audio format {d['format']!r}, "
@@ -229,19 +306,22 @@ def decode(schema_name: str, data: bytes, *, topic: str = "?") -> RecordedEvent:
             pcm = np.frombuffer(base64.b64decode(d["data"]), dtype="<i2")
             pcm = pcm.reshape(-1, d["number_of_channels"]).astype(np.int16)
             return AudioBlock(d["sensor"], pcm, d["sample_rate"], d["seq"], d["t_mono_ns"],
-                              d["t_wall_ns"], d.get("steering_deg"))
+                              d["t_wall_ns"], _get_number(d, "steering_deg"))
         if schema_name == READING:
-            value = d["value"]
+            value = _get_number(d, "value", "nonfinite")
             if value is None:
-                value = float(d.get("nonfinite", "nan"))
+                value = math.nan  # the first form wrote a bare null for NaN
             return Reading(d["sensor"], d["channel"], d["quantity"], value, d["unit"], d["seq"],
                            d["t_mono_ns"], d["t_wall_ns"], d["quality"])
         if schema_name == SENSOR_INFO:
-            return SensorInfo.from_dict(d)
+            return SensorInfo.from_dict({**d, "meta": _json_field(d, "meta")})
         if schema_name == SENSOR_STATUS:
-            return SensorStatus.from_dict(d)
+            counters = d.get("counters") or {}
+            if isinstance(counters, list):
+                counters = {c["name"]: c["value"] for c in counters}
+            return SensorStatus.from_dict({**d, "counters": counters})
         if schema_name == CONTROL:
-            return ControlRecord(d["viewer"], d["message"], d["t_wall_ns"])
+            return ControlRecord(d["viewer"], _json_field(d, "message"), d["t_wall_ns"])
     except RecordingError:
         raise
     except (ValueError, KeyError, TypeError) as exc:

@@ -19,9 +19,10 @@ import msgpack
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcdatachannel import RTCDataChannel
 
+from sensorlink import failures
 from sensorlink.control import ControlHandler
-from sensorlink.errors import SignalingError
-from sensorlink.ice import rtc_configuration
+from sensorlink.errors import PeerConnectionFailed, SignalingError
+from sensorlink.ice import rtc_configuration, set_local_answer
 from sensorlink.media import BeamAudioTrack, ThermalVideoTrack
 from sensorlink.encoding import settle_on
 from sensorlink.fanout import frame_sender, pump, wait_open
@@ -48,14 +49,8 @@ UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 def enlarge_receive_buffers(pc: RTCPeerConnection, size: int = UDP_RECEIVE_BUFFER) -> int:
     """Ask for ``size`` bytes of receive buffer on every UDP socket of ``pc``'s ICE transports
     (once candidates are gathered). Returns how many sockets were changed."""
-    ice_transports = set()
-    if pc.sctp is not None:
-        ice_transports.add(pc.sctp.transport.transport)
-    for transceiver in pc.getTransceivers():
-        if transceiver.sender.transport is not None:
-            ice_transports.add(transceiver.sender.transport.transport)
     changed = 0
-    for ice in ice_transports:
+    for ice in {dtls.transport for dtls in failures.dtls_transports(pc)}:
         # aioice keeps its sockets private; reach them defensively so an upgrade degrades to a no-op.
         for protocol in getattr(getattr(ice, "_connection", None), "_protocols", ()):
             sock = getattr(protocol, "transport", None)
@@ -93,17 +88,30 @@ class ViewerSession:
         self._unlisten: list[Any] = []
         self._status_wakeup = asyncio.Event()
         self._closed = asyncio.Event()
+        #: why the peer connection failed, once it has (sent to the viewer by sensorlink.signaling)
+        self.failure: str | None = None
+        self._was_connected = False
+        self._notes: list[str] = []  # what aiortc/aioice logged about its transports
         self.channels["control"].on("message", self._on_control)
 
         @self.pc.on("connectionstatechange")
-        async def _state() -> None:
-            log.info("%s (%s): peer connection %s", self.name, self.remote, self.pc.connectionState)
-            if self.pc.connectionState in ("failed", "closed"):
-                await self.close()
+        def _state() -> Any:
+            state = self.pc.connectionState
+            if state == "connected":
+                self._was_connected = True
+            if self.failure is None and failures.has_failed(self.pc, self._notes):
+                # Read the transports now, in the event itself: close() clears what they hold.
+                self.failure = failures.failure_reason(self.pc, was_connected=self._was_connected,
+                                                       notes=self._notes)
+                log.info("%s (%s): peer connection failed: %s", self.name, self.remote, self.failure)
+            else:
+                log.info("%s (%s): peer connection %s", self.name, self.remote, state)
+            return self.close() if state in ("failed", "closed") else None  # pyee runs it as a task
 
     # -- negotiation -----------------------------------------------------------------------
     async def answer(self, offer_sdp: str) -> tuple[str, dict[str, str]]:
         """Apply the viewer's offer; return our answer and which transceiver carries which sensor."""
+        self._notes = failures.watch_transports()
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except Exception as exc:  # aiortc raises ValueError and friends for a bad SDP
@@ -130,8 +138,12 @@ class ViewerSession:
             self._tracks.append(track)
             self.pc.addTrack(track)
             tracks[transceiver.mid] = sensor
-        answer = await self.pc.createAnswer()
-        await self.pc.setLocalDescription(answer)
+        await set_local_answer(self.pc)
+        settings = self.service.settings
+        unreachable = failures.missing_candidates(self.pc, policy=settings.ice_transport_policy,
+                                                  ice_servers=len(settings.ice_servers))
+        if unreachable is not None:
+            raise PeerConnectionFailed(unreachable)
         enlarge_receive_buffers(self.pc)
         self._start_senders()
         return self.pc.localDescription.sdp, tracks

@@ -6,6 +6,9 @@ the drivers and viewers run on. Crash safety comes from cutting a chunk at least
 ``chunk_seconds`` (and every ``chunk_bytes``) and flushing it to the OS: a process killed at any
 moment leaves a file readable up to its last complete chunk. Write errors (disk full) end the
 recording, are reported in :meth:`Recorder.status` and never reach the hub.
+
+The file being written is held under an exclusive ``flock``; with ``recover_cut``, a start first
+recovers the cut files an earlier run left in the directory (:mod:`sensorlink.recovery`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import sensorlink
 from sensorlink import mcap_messages as mm
 from sensorlink.errors import RecordingError
 from sensorlink.hub import Event, Hub, Subscription
+from sensorlink.recovery import Recovered, lock_exclusive, recover_directory
 from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
 from sensorlink.status import SensorStatus
 
@@ -65,7 +69,9 @@ class _CountingStream:
 
 
 def _default_opener(path: Path) -> IO[bytes]:
-    return open(path, "xb")  # "x": never overwrite a recording
+    f = open(path, "xb")  # noqa: SIM115 ("x": never overwrite a recording)
+    lock_exclusive(f)  # while it is held, start-up recovery knows the file is not cut
+    return f
 
 
 class _McapFile:
@@ -108,7 +114,8 @@ class Recorder:
                  queue_size: int = 200_000, prefix: str = "sensorlink",
                  chunk_bytes: int = 1 << 20, chunk_seconds: float = 1.0,
                  opener: Callable[[Path], IO[bytes]] | None = None,
-                 fsync: bool = True, file: str | Path | None = None) -> None:
+                 fsync: bool = True, file: str | Path | None = None, recover_cut: bool = False
+                 ) -> None:
         if roll_bytes is not None and roll_bytes <= 0:
             raise RecordingError("roll_bytes must be positive")
         if roll_seconds is not None and roll_seconds <= 0:
@@ -124,6 +131,8 @@ class Recorder:
         self.chunk_seconds = chunk_seconds
         self._opener = opener or _default_opener
         self._fsync = fsync
+        self.recover_cut = recover_cut
+        self.recovered: list[Recovered] = []  # cut files of an earlier run that start() recovered
         self.files: list[Path] = []
         #: an exact name for the first file (``sensorlink view --record FILE``); rolled parts
         #: get -2, -3 ... after its stem
@@ -183,6 +192,9 @@ class Recorder:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="recorder")
         self._infos = dict(self.hub.sensors)
         self._statuses = dict(self.hub.statuses)
+        if self.recover_cut:
+            # Before the new file exists; events meanwhile wait in the (deep) queue.
+            self.recovered += await self._run(recover_directory, self.directory, self.prefix)
         try:
             await self._run(self._open_file, None)
         except OSError as exc:

@@ -25,7 +25,7 @@ from mcap.data_stream import ReadDataStream
 from mcap.exceptions import McapError
 from mcap.opcode import Opcode
 from mcap.reader import SeekingReader
-from mcap.records import Channel, Chunk, Message, Metadata, Schema
+from mcap.records import Channel, Chunk, Header, Message, Metadata, Schema
 from mcap.stream_reader import breakup_chunk
 
 from sensorlink import mcap_messages as mm
@@ -46,6 +46,7 @@ class Stream:
     schema_encoding: str
     message_encoding: str
     metadata: dict[str, str] = field(default_factory=dict)
+    schema_id: int = 0
 
     @property
     def is_sample(self) -> bool:
@@ -74,6 +75,8 @@ class Recording:
         if self._f.read(len(MAGIC)) != MAGIC:
             self._f.close()
             raise RecordingError(f"{self.path}: not an MCAP file")
+        #: the header's profile and writing library ("sensorlink 0.1.0, mcap 1.6.0")
+        self.profile, self.library = self._read_header()
         self.cut_short = False
         self.problem = ""
         self.streams: dict[int, Stream] = {}
@@ -83,15 +86,29 @@ class Recording:
         self.end_ns = 0
         self._chunks: list[_ChunkRef] = []
         self._schemas: dict[int, Schema] = {}
-        if not self._open_indexed():
+        #: opened through its summary and chunk index (what the default readers need)
+        self.indexed = self._open_indexed()
+        if not self.indexed:
             self._scan()
 
     # -- opening ---------------------------------------------------------------------------
+    def _read_header(self) -> tuple[str, str]:
+        head = self._f.read(9)
+        if len(head) < 9 or head[0] != Opcode.HEADER:
+            return "", ""
+        (length,) = struct.unpack("<Q", head[1:])
+        try:
+            header = Header.read(ReadDataStream(io.BytesIO(self._f.read(min(length, 1 << 16)))))
+        except (McapError, struct.error, ValueError, EOFError, UnicodeDecodeError):
+            return "", ""
+        return header.profile, header.library
+
     def _open_indexed(self) -> bool:
         try:
+            self._f.seek(0)  # the reader checks the magic itself
             reader = SeekingReader(self._f)
             summary = reader.get_summary()
-            if summary is None or not summary.chunk_indexes:
+            if summary is None:
                 return False
             metadata = [(m.name, dict(m.metadata)) for m in reader.iter_metadata()]
         except (McapError, struct.error, ValueError, OSError, EOFError):
@@ -107,7 +124,7 @@ class Recording:
         if stats is not None:
             self.message_counts = dict(stats.channel_message_counts)
             self.start_ns, self.end_ns = stats.message_start_time, stats.message_end_time
-        else:
+        elif self._chunks:
             self.start_ns = min(c.start_ns for c in self._chunks)
             self.end_ns = max(c.end_ns for c in self._chunks)
         self.metadata = metadata
@@ -117,7 +134,8 @@ class Recording:
         schema = self._schemas.get(channel.schema_id)
         self.streams[channel.id] = Stream(
             channel.id, channel.topic, schema.name if schema else "",
-            schema.encoding if schema else "", channel.message_encoding, dict(channel.metadata))
+            schema.encoding if schema else "", channel.message_encoding, dict(channel.metadata),
+            channel.schema_id)
 
     def _scan(self) -> None:
         """Walk the file record by record; stop at the first incomplete or unreadable one."""
@@ -218,6 +236,10 @@ class Recording:
         except ValueError:
             pass
         return out
+
+    def schema_of(self, stream: Stream) -> Schema | None:
+        """The MCAP schema record of ``stream`` (name, encoding and the schema text)."""
+        return self._schemas.get(stream.schema_id)
 
     def streams_with(self, schemas: Collection[str]) -> list[Stream]:
         return [s for s in self.streams.values() if s.schema in schemas]

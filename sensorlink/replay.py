@@ -5,6 +5,11 @@ log time comes round, measured against one monotonic anchor: ``anchor + (log_tim
 / speed``. Lateness never accumulates (a late event is published at once and the next is
 still due at its own time), and pause, seek and speed changes simply take a new anchor. Samples
 keep the seq and timestamps they were recorded with, so a replay is exactly what was seen live.
+
+Pause and speed changes never skip or repeat an event: besides the clock position (what the
+timeline shows) the source keeps a cursor, the log time of the last event it published and how
+many events at that log time it has published (several share one, e.g. a probe's channels). A
+resumed pacer starts from the cursor, so whatever was due but not yet sent goes out first.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ class ReplaySource:
             raise ControlError(f"start must be seconds from the start, got {start_s!r}",
                                field="start_s")
         self._pos_ns = self._clamp(self.start_ns + int(start_s * 1e9))
+        #: (log time, events published at that log time): where the next pass picks up
+        self._cursor = (self._pos_ns, 0)
         self.published = 0
         self.loops = 0
         self._anchor_mono = 0.0
@@ -93,9 +100,8 @@ class ReplaySource:
             self.paused = True
         elif action == "resume":
             if self.paused or self._task is None:
-                if self._ended or self._pos_ns >= self.end_ns:
-                    self._pos_ns = self.start_ns  # play again from the top
-                    self._restore_state(self._pos_ns)
+                if self._ended:
+                    self._jump(self.start_ns)  # play again from the top
                 self.paused = False
                 self._play()
         elif action == "seek":
@@ -104,8 +110,7 @@ class ReplaySource:
                 raise ControlError(f"seek needs seconds from the start (>= 0), got {value!r}",
                                    field="value")
             await self._halt()
-            self._pos_ns = self._clamp(self.start_ns + int(value * 1e9))
-            self._restore_state(self._pos_ns)
+            self._jump(self._clamp(self.start_ns + int(value * 1e9)))
             if not self.paused:
                 self._play()
         elif action == "speed":
@@ -147,6 +152,11 @@ class ReplaySource:
         elapsed = asyncio.get_running_loop().time() - self._anchor_mono
         return self._clamp(self._anchor_log + int(elapsed * self.speed * 1e9))
 
+    def _jump(self, t_ns: int) -> None:
+        """Move to ``t_ns`` on purpose (seek, play again): the cursor follows."""
+        self._pos_ns, self._cursor, self._ended = t_ns, (t_ns, 0), False
+        self._restore_state(t_ns)
+
     def _play(self) -> None:
         self._ended = False
         self._anchor_mono = asyncio.get_running_loop().time()
@@ -157,6 +167,9 @@ class ReplaySource:
         task, self._task = self._task, None
         if task is None:
             return
+        # The clock position is only what the timeline shows and where the next anchor is
+        # taken; what is published next comes from the cursor, which the pacer moves only
+        # after it has published (it is cancelled while waiting, never in between).
         elapsed = asyncio.get_running_loop().time() - self._anchor_mono
         self._pos_ns = self._clamp(self._anchor_log + int(elapsed * self.speed * 1e9))
         task.cancel()
@@ -186,13 +199,20 @@ class ReplaySource:
         loop = asyncio.get_running_loop()
         while True:
             # The next event is decoded (and its chunk decompressed) right after the previous
-            # one is published, so that work happens in the gap before it is due.
-            for t_ns, event in self.recording.events(start_ns=self._anchor_log, schemas=_REPLAYED):
+            # one is published, so that work happens in the gap before it is due. Events at one
+            # log time always come in the same order, so skipping the ones already sent is exact.
+            cursor_ns, sent = self._cursor
+            for t_ns, event in self.recording.events(start_ns=cursor_ns, schemas=_REPLAYED):
+                if t_ns == cursor_ns and sent:
+                    sent -= 1
+                    continue
                 due = self._anchor_mono + (t_ns - self._anchor_log) / 1e9 / self.speed
                 delay = due - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 self._emit(event)
+                at, n = self._cursor
+                self._cursor = (t_ns, n + 1 if at == t_ns else 1)
             if not self.loop or self.end_ns <= self.start_ns:
                 self._pos_ns, self._ended, self._task = self.end_ns, True, None
                 return
@@ -202,4 +222,5 @@ class ReplaySource:
             end_due = self._anchor_mono + (self.end_ns - self._anchor_log) / 1e9 / self.speed
             self._anchor_mono = max(end_due, loop.time())
             self._anchor_log = self._pos_ns = self.start_ns
+            self._cursor = (self.start_ns, 0)
             await asyncio.sleep(0)

@@ -252,7 +252,7 @@ class Service:
         session = {"version": sensorlink.__version__, "host": socket.gethostname(),
                    "config": self._config_text, "replay_of": self.replay_path or "",
                    "started_wall_ns": time.time_ns()}
-        self.recorder = Recorder(self.hub, directory, session=session)
+        self.recorder = Recorder(self.hub, directory, session=session, recover_cut=True)
         await self.recorder.start()
         log.info("recording to %s", self.recorder.status().get("path"))
 

@@ -27,7 +27,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 import sensorlink
-from sensorlink.errors import MessageError, SensorlinkError, SignalingError
+from sensorlink.errors import MessageError
+from sensorlink.failures import offer_refusal
 from sensorlink.wire import MAX_SIGNALING_BYTES, validate
 
 if TYPE_CHECKING:
@@ -173,8 +174,12 @@ class SignalingServer:
             return
         try:
             auth = await self._receive(ws, AUTH_TIMEOUT_S)
-        except (TimeoutError, MessageError, ConnectionClosed) as exc:
-            await self._refuse(ws, f"expected an auth message first ({exc or 'timeout'})")
+        except TimeoutError:  # its str() is empty: say what did not happen
+            await self._refuse(ws, f"expected an auth message first (none within "
+                                   f"{AUTH_TIMEOUT_S:g} s)")
+            return
+        except (MessageError, ConnectionClosed) as exc:
+            await self._refuse(ws, f"expected an auth message first ({exc})")
             return
         if auth["type"] != "auth":
             await self._refuse(ws, "expected an auth message first")
@@ -188,6 +193,7 @@ class SignalingServer:
             return
         await self._send(ws, self.service.hello(role))
         session = None
+        reporter: asyncio.Task[None] | None = None
         try:
             while True:
                 try:
@@ -201,30 +207,43 @@ class SignalingServer:
                                           "error": f"unexpected {message['type']!r}; send an offer"})
                     continue
                 if session is not None:
-                    await self._close_session(session)  # a new offer replaces the old one
+                    await self._close_session(session, reporter)  # a new offer replaces the old
                 session = self.service.new_viewer(role=role, remote=address)
                 try:
                     sdp, tracks = await session.answer(message["sdp"])
                 except Exception as exc:  # noqa: BLE001 (see below)
                     # aiortc accepts some broken offers in setRemoteDescription and then fails
                     # in createAnswer with AttributeError and the like (found by fuzzing): any
-                    # failure here is the offer's fault, answered as such.
-                    if not isinstance(exc, SensorlinkError):
-                        log.info("signaling: offer from %s failed: %r", address, exc)
-                        exc = SignalingError(f"bad offer: {type(exc).__name__}: {exc}")
-                    await self._send(ws, {"type": "error", "id": None, "error": str(exc),
+                    # failure here is the offer's fault, answered as such. So is an ICE that
+                    # cannot start (no candidate to pair): an offer gets an answer or an error.
+                    reason = offer_refusal(message["sdp"], exc)
+                    log.info("signaling: %s (%s): offer refused: %s", session.name, address,
+                             reason)
+                    await self._send(ws, {"type": "error", "id": None, "error": reason,
                                           "field": "sdp"})
                     await self._close_session(session)
                     session = None
                     continue
                 await self._send(ws, {"type": "answer", "sdp": sdp, "tracks": tracks})
+                reporter = asyncio.create_task(self._report_failure(ws, session),
+                                               name=f"{session.name}:failure")
         except ConnectionClosed:
             pass
         finally:
             if session is not None:
-                await self._close_session(session)
+                await self._close_session(session, reporter)
 
-    async def _close_session(self, session: Any) -> None:
+    async def _report_failure(self, ws: ServerConnection, session: Any) -> None:
+        """Tell the viewer why its peer connection failed, while its websocket is still open
+        (the session logs it; the viewer decides whether to try again)."""
+        await session.closed()
+        if session.failure is not None:
+            try:
+                await self._send(ws, {"type": "failed", "reason": session.failure})
+            except ConnectionClosed:
+                pass
+
+    async def _close_session(self, session: Any, reporter: asyncio.Task[None] | None = None) -> None:
         try:
             await session.close()
         except Exception as exc:  # noqa: BLE001 (see below)
@@ -232,6 +251,9 @@ class SignalingServer:
             # session must still leave the service's list of viewers.
             log.info("signaling: closing %s: %r", getattr(session, "name", "?"), exc)
             self.service.viewer_closed(session)
+        if reporter is not None:
+            # Closed, the session wakes its reporter, which says why if it had failed.
+            await asyncio.gather(reporter, return_exceptions=True)
 
 
 def constant_time_equal(a: str, b: str) -> bool:

@@ -24,9 +24,12 @@ import websockets
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from sensorlink import failures
 from sensorlink.config import IceServer
-from sensorlink.errors import MessageError, SignalingError
-from sensorlink.ice import is_loopback, restrict_host_candidates_to_loopback, rtc_configuration
+from sensorlink.directional import dbfs
+from sensorlink.errors import MessageError, PeerConnectionFailed, SignalingError
+from sensorlink.ice import (is_loopback, restrict_bundle, restrict_host_candidates_to_loopback,
+                            rtc_configuration)
 from sensorlink.peer import enlarge_receive_buffers
 from sensorlink.runner import Backoff
 from sensorlink.teardown import close_peer
@@ -37,6 +40,35 @@ log = logging.getLogger(__name__)
 
 class Refused(SignalingError):
     """The service refused us (wrong token, locked out): retrying will not help."""
+
+
+class OfferRefused(Refused):
+    """The service cannot answer our offer (no codec it can send, no ICE candidate to pair):
+    the same offer again would be refused again."""
+
+
+class CertificateNotTrusted(SignalingError):
+    """The service's TLS certificate did not verify: no retry can change that, only trust can."""
+
+    def __init__(self, url: str, exc: ssl_module.SSLCertVerificationError) -> None:
+        where = urllib.parse.urlsplit(url).netloc
+        why = exc.verify_message or exc.reason or str(exc)
+        super().__init__(
+            f"TLS certificate verify failed for {where}: {why}. Trust the service's certificate "
+            "(or the CA that signed it) with --ca-file PEM, or skip the check with --insecure")
+
+
+def tls_context(ca_file: str | None = None, *, insecure: bool = False) -> ssl_module.SSLContext:
+    """A client context for wss://: the system's CAs, plus ``ca_file`` (PEM); or, ``insecure``,
+    one that verifies nothing (the caller warns)."""
+    try:
+        context = ssl_module.create_default_context(cafile=ca_file)
+    except (OSError, ssl_module.SSLError) as exc:
+        raise SignalingError(f"--ca-file {ca_file}: cannot load it as PEM certificates: {exc}") from exc
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl_module.CERT_NONE
+    return context
 
 
 def signaling_url(url: str) -> tuple[str, str | None]:
@@ -59,7 +91,8 @@ class Viewer:
                  ice_servers: list[IceServer] | None = None, keep_video: bool = False,
                  validate_messages: bool = True, received: Any = None,
                  ssl: ssl_module.SSLContext | None = None,
-                 ice_transport_policy: str = "all", video_codec: str | None = None) -> None:
+                 ice_transport_policy: str = "all", video_codec: str | None = None,
+                 bundle: bool = True) -> None:
         self.ws_url, url_token = signaling_url(url)
         self.token = token or url_token
         if not self.token:
@@ -69,6 +102,9 @@ class Viewer:
         self.ice_transport_policy = ice_transport_policy
         #: offer only this video codec (e.g. "H264"), as some browsers and devices do
         self.video_codec = video_codec
+        #: False: offer no BUNDLE group, as an endpoint that does not bundle does (each m-line
+        #: then has an ICE and DTLS transport of its own)
+        self.bundle = bundle
         self.keep_video = keep_video
         self.validate_messages = validate_messages
         #: optional sensorlink.received.ReceivedSamples: what arrives, as samples (for --record)
@@ -79,6 +115,8 @@ class Viewer:
         self.tracks: dict[str, str] = {}
         self.video_frames: Counter[str] = Counter()
         self.audio_frames: Counter[str] = Counter()
+        #: level of each microphone's last decoded audio frame, dBFS (RMS): silence shows here
+        self.audio_dbfs: dict[str, float] = {}
         self.last_video: dict[str, np.ndarray] = {}
         self.last_frames: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
         self.last_status: dict[str, Any] = {}
@@ -89,6 +127,9 @@ class Viewer:
         self.connections = 0
         self.last_seq: dict[str, int] = {}
         self.connected = asyncio.Event()
+        #: why each failed peer connection failed, as the service (or this end) said
+        self.failures: list[str] = []
+        self._failure: str | None = None
         self._last_message_mono = 0.0
         self._control_open = asyncio.Event()
         self._assembler = FrameAssembler()
@@ -148,32 +189,69 @@ class Viewer:
             def on_track(track: Any) -> None:
                 self._tasks.append(asyncio.create_task(self._consume(track)))
 
+            was_connected = False
+            notes = failures.watch_transports()  # before the descriptions: see failures.py
+
             @pc.on("connectionstatechange")
             def on_state() -> None:
+                nonlocal was_connected
                 if pc.connectionState == "connected":
+                    was_connected = True
                     self.connections += 1
                     self.connected.set()
                     self.on_event({"event": "connected", "connections": self.connections})
                 elif pc.connectionState in ("failed", "closed", "disconnected"):
+                    if self._failure is None and failures.has_failed(pc, notes):
+                        # Our own view; the service's, when it has one, comes over signaling.
+                        self._failure = failures.failure_reason(
+                            pc, was_connected=was_connected, notes=notes, peer="the service",
+                            me="this viewer")
                     lost.set()
 
-            await pc.setLocalDescription(await pc.createOffer())
+            offer = await pc.createOffer()
+            if not self.bundle:
+                offer = RTCSessionDescription(sdp=restrict_bundle(offer.sdp, []), type="offer")
+            await pc.setLocalDescription(offer)
             enlarge_receive_buffers(pc)  # the same reason as the service's side: see peer.py
             await ws.send(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp}))
             while True:
-                answer = json.loads(await ws.recv())
+                answer = await self._signal(ws)
                 if answer.get("type") == "answer":
                     break
                 if answer.get("type") == "error":
-                    raise SignalingError(f"service refused the offer: {answer.get('error')}")
+                    raise OfferRefused(f"service refused the offer: {answer.get('error')}")
             self.tracks = answer["tracks"]
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
-            closed = asyncio.create_task(ws.wait_closed())
+            listener = asyncio.create_task(self._listen(ws, lost))
             lost_wait = asyncio.create_task(lost.wait())
             watchdog = asyncio.create_task(self._watch_silence(lost))
-            await asyncio.wait({closed, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (closed, lost_wait, watchdog):
+            await asyncio.wait({listener, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (listener, lost_wait, watchdog):
                 task.cancel()
+            if self._failure is not None:
+                raise PeerConnectionFailed(f"peer connection failed: {self._failure}")
+
+    async def _signal(self, ws: Any) -> dict[str, Any]:
+        """The next signaling message that passes the schema (others are counted and shown)."""
+        while True:
+            try:
+                message = json.loads(await ws.recv())
+                validate("signaling", message)
+                return message
+            except (ValueError, MessageError) as exc:
+                self.invalid += 1
+                self.on_event({"event": "invalid", "error": f"signaling: {exc}"})
+
+    async def _listen(self, ws: Any, lost: asyncio.Event) -> None:
+        """Read signaling for as long as the session lasts: the service says here why the
+        peer connection failed (ICE, DTLS), which this end may not see for a while."""
+        with contextlib.suppress(websockets.exceptions.ConnectionClosed):
+            while True:
+                message = await self._signal(ws)
+                if message["type"] == "failed":
+                    self._failure = message["reason"]
+                    lost.set()
+                    return
 
     async def _watch_silence(self, lost: asyncio.Event) -> None:
         await self.connected.wait()
@@ -186,6 +264,9 @@ class Viewer:
                 lost.set()
 
     async def _teardown(self) -> None:
+        if self._failure is not None:
+            self.failures.append(self._failure)
+            self._failure = None
         self.connected.clear()
         self._control_open.clear()
         for task in self._tasks:
@@ -202,27 +283,36 @@ class Viewer:
     async def run(self, duration: float | None = None, *, reconnect: bool = True) -> None:
         """Stay connected (reconnecting with backoff) for ``duration`` seconds, or forever."""
         deadline = None if duration is None else time.monotonic() + duration
+
+        def remaining() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
         backoff = Backoff(initial=0.5, ceiling=5.0)
         while True:
             lost = asyncio.Event()
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+            if remaining() == 0.0:
                 return
             reason = "connection closed"
             try:
-                await asyncio.wait_for(self._session(lost), remaining)
-            except TimeoutError:
-                return
+                await asyncio.wait_for(self._session(lost), remaining())
+            except TimeoutError as exc:
+                if remaining() == 0.0:
+                    return  # the duration is up
+                reason = str(exc) or "timed out"  # e.g. the websocket's opening handshake
             except Refused:
                 raise
+            except ssl_module.SSLCertVerificationError as exc:
+                raise CertificateNotTrusted(self.ws_url, exc) from exc
             except (OSError, websockets.exceptions.WebSocketException, SignalingError) as exc:
                 reason = str(exc) or type(exc).__name__
             finally:
                 await self._teardown()
             if not reconnect:
                 raise SignalingError(reason)
-            delay = backoff.next()
-            self.on_event({"event": "disconnected", "reason": reason, "retry_s": delay})
+            # Never sleep past the deadline: the last wait is cut short, then run() returns.
+            left = remaining()
+            delay = backoff.next() if left is None else min(backoff.next(), left)
+            self.on_event({"event": "disconnected", "reason": reason, "retry_s": round(delay, 3)})
             await asyncio.sleep(delay)
 
     # -- what arrives ----------------------------------------------------------------------
@@ -242,6 +332,7 @@ class Viewer:
                         self.last_video[sensor] = frame.to_ndarray(format="rgb24")
                 else:
                     self.audio_frames[sensor] += 1
+                    self.audio_dbfs[sensor] = dbfs(frame.to_ndarray())
                     if self.received is not None:
                         self.received.on_audio(sensor, frame)
         except MediaStreamError:
@@ -313,7 +404,9 @@ class Viewer:
 
     def media_counts(self) -> dict[str, Any]:
         return {"event": "media", "video_frames": dict(self.video_frames),
-                "audio_frames": dict(self.audio_frames), "readings": self.readings,
+                "audio_frames": dict(self.audio_frames),
+                "audio_dbfs": {k: round(v, 1) for k, v in self.audio_dbfs.items()},
+                "readings": self.readings,
                 "frames": self.frames, "seq_gaps": self.seq_gaps, "invalid": self.invalid}
 
 

@@ -5,7 +5,11 @@ for the SIGKILL test that reports each chunk it has handed to the OS."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ from sensorlink_drivers.simulated.thermal import SimulatedThermalCamera
 from sensorlink.hub import Hub
 from sensorlink.recorder import Recorder
 from sensorlink.runner import DriverRunner
-from sensorlink.samples import AudioBlock, Reading, ThermalFrame
+from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
 
 SAMPLE_TYPES = (ThermalFrame, AudioBlock, Reading)
 
@@ -45,6 +49,22 @@ def same_sample(a: Any, b: Any) -> bool:
         return (a.rate == b.rate and np.array_equal(a.pcm, b.pcm)
                 and a.steering_deg == b.steering_deg)
     return a == b
+
+
+def fingerprint(event: Any) -> tuple[Any, ...]:
+    """Everything an event holds, comparable with == even when it holds NaN (repr of floats)."""
+    if isinstance(event, Reading):
+        return ("reading", event.sensor, event.channel, event.quantity, repr(event.value),
+                event.unit, event.seq, event.t_mono_ns, event.t_wall_ns, event.quality)
+    if isinstance(event, ThermalFrame):
+        return ("frame", event.sensor, event.seq, event.t_mono_ns, event.t_wall_ns,
+                str(event.celsius.dtype), event.celsius.shape, event.celsius.tobytes(),
+                repr(event.ambient_c))
+    if isinstance(event, AudioBlock):
+        return ("audio", event.sensor, event.seq, event.t_mono_ns, event.t_wall_ns, event.rate,
+                str(event.pcm.dtype), event.pcm.shape, event.pcm.tobytes(),
+                repr(event.steering_deg))
+    return (type(event).__name__, repr(event))
 
 
 def by_stream(samples: list[Any]) -> dict[str, list[Any]]:
@@ -91,6 +111,62 @@ async def record_session(directory: Path, seconds: float, *, controls: int = 0,
     truth += [e for e in truth_sub.get_nowait(1_000_000) if isinstance(e, SAMPLE_TYPES)]
     truth_sub.close()
     return Session(files=list(recorder.files), truth=truth, status=recorder.status())
+
+
+def killed_recording(directory: Path, chunks: int = 4) -> tuple[Path, int]:
+    """Run a recorder process (this file as a script), SIGKILL it once ``chunks`` chunks are on
+    disk, and return its cut file and how many samples it said were safely flushed."""
+    here = Path(__file__).parent
+    proc = subprocess.Popen([sys.executable, str(here / "record_helpers.py"), str(directory)],
+                            stdout=subprocess.PIPE, text=True, cwd=here)
+    try:
+        path, flushed = None, 0
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            word, *rest = line.split()
+            if word == "path":
+                path = Path(rest[0])
+            elif word == "chunks" and int(rest[0]) >= chunks:
+                flushed = int(rest[2])
+                break
+        os.kill(proc.pid, signal.SIGKILL)  # mid-session, between or during chunk writes
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert path is not None and flushed > 0
+    return path, flushed
+
+
+async def synthetic_recording(path: Path, *, seconds: float, rate_hz: float, streams: int = 4,
+                              frame_every: int = 0) -> list[Any]:
+    """Record ``streams`` probe channels ticking at ``rate_hz`` for ``seconds`` of log time,
+    without waiting for real time. Every tick's readings share one log time (siblings, as a
+    multi-channel probe sends them), and with ``frame_every`` a 4×3 thermal frame joins every
+    n-th tick at that same time. Returns the samples, in the order published."""
+    hub = Hub()
+    hub.describe(SensorInfo("probes", "probe", "synthetic",
+                            {"streams": [f"t{i}" for i in range(streams)]}))
+    if frame_every:
+        hub.describe(SensorInfo("cam", "thermal", "synthetic", {"width": 4, "height": 3}))
+    recorder = Recorder(hub, path.parent, session={"test": "synthetic"}, file=path, fsync=False)
+    await recorder.start()
+    t0, step = time.time_ns(), int(1e9 / rate_hz)  # after the descriptions the file opens with
+    truth: list[Any] = []
+    for tick in range(int(seconds * rate_hz)):
+        t = t0 + tick * step
+        now: list[Any] = [Reading("probes", f"t{i}", "temperature", 20.0 + i + tick / 100, "°C",
+                                  tick, tick, t) for i in range(streams)]
+        if frame_every and tick % frame_every == 0:
+            celsius = np.full((3, 4), 30.0 + tick / 10, dtype=np.float32)
+            now.append(ThermalFrame("cam", celsius, tick // frame_every, tick, t, 21.0))
+        for sample in now:
+            hub.publish(sample)
+        truth += now
+        if tick % 500 == 0:
+            await asyncio.sleep(0)  # let the recorder drain now and then
+    await recorder.stop()
+    assert recorder.status()["samples"] == len(truth), recorder.status()
+    return truth
 
 
 async def _kill_target(directory: str) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcap_readers import default_reader, foxglove_decodes, node_indexed_reader
 from support import wait_for
 
 from sensorlink import mcap_messages as mm
@@ -337,7 +338,17 @@ async def test_a_killed_service_resumes_recording_into_a_new_file_on_restart(
     await wait_for(lambda: any(p != killed and sample_count(p) > 20
                                for p in record_dir.glob("*.mcap")), 60,
                    "the restarted service records into a new file")
-    assert sample_count(killed) == on_disk  # the old file is left as it was
+    # The cut file of the first run was recovered in place on start-up: complete and indexed,
+    # with every sample it held, in the default readers too.
+    assert f"recovered the cut recording {killed}" in second.errors()
+    assert sample_count(killed) == on_disk
+    with Recording(killed) as recording:
+        assert recording.indexed and not recording.cut_short
+        counted = dict(recording.message_counts)
+    assert sum(default_reader(killed)["statistics"].values()) == sum(counted.values())
+    node = node_indexed_reader(killed)
+    assert node["statistics"] == node["read"] == default_reader(killed)["read"]
+    assert foxglove_decodes(killed) == node["read"]
     assert second.stop() == 0
     files = sorted(record_dir.glob("*.mcap"))
     assert len(files) == 2

@@ -198,15 +198,21 @@ async def converse(service: Service, messages: list[str | bytes]) -> list[dict[s
     host, port = service.bound
     replies: list[dict[str, Any]] = []
     ws = await websockets.connect(f"ws://{host}:{port}/ws", max_size=2**22, open_timeout=10)
+    unreported = False  # an answer's connection may still fail, and say so unasked (once)
     try:
         for message in messages:
             try:
                 await ws.send(message)
-                raw = await asyncio.wait_for(ws.recv(), 30)
+                reply = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                validate("signaling", reply)
+                # An answered connection may fail (a mutated offer's ICE) and say so unasked,
+                # once, before the reply to the next message (which replaces it).
+                if reply["type"] == "failed" and unreported:
+                    reply = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                    validate("signaling", reply)
+                unreported = reply["type"] == "answer"
             except websockets.exceptions.ConnectionClosed:
                 break
-            reply = json.loads(raw)
-            validate("signaling", reply)
             replies.append(reply)
             if reply["type"] == "refused":
                 break

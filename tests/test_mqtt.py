@@ -39,8 +39,14 @@ from sensorlink.viewer import connected_viewer
 from sensorlink.wire import schema_dir, validate
 
 MOSQUITTO = "/usr/sbin/mosquitto"
-pytestmark = pytest.mark.skipif(not Path(MOSQUITTO).exists(),
-                                reason="mosquitto broker not installed (apt-get install mosquitto)")
+
+
+@pytest.fixture(autouse=True)
+def _mosquitto_installed() -> None:
+    # Not a skip: a missing server in CI is a failure to see, not a test to hide.
+    assert Path(MOSQUITTO).exists(), f"{MOSQUITTO} is not installed: run scripts/setup.sh --browser"
+
+
 TOKEN = "test-token-123"
 PROBES = [SensorConfig("probes", "sim-probes", {"channels": 3, "rate_hz": 50.0,
                                                  "spike_probability": 0.0})]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import subprocess
+import sys
 
 import av
 import numpy as np
 import pytest
-from record_helpers import by_stream, record_session
+from record_helpers import by_stream, record_session, synthetic_recording
 
 from sensorlink import colormap
 from sensorlink.cli import main as cli
@@ -156,3 +158,32 @@ def test_info_on_something_that_is_not_a_recording(tmp_path, capsys):
     (tmp_path / "notes.mcap").write_text("hello")
     assert cli(["info", str(tmp_path / "notes.mcap")]) == 1
     assert "not an MCAP file" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def many_streams(tmp_path_factory):
+    """A recording whose `info` output is far bigger than a pipe's buffer (64 KiB here)."""
+    path = tmp_path_factory.mktemp("many") / "many.mcap"
+    asyncio.run(synthetic_recording(path, seconds=0.02, rate_hz=100, streams=3000))
+    return path
+
+
+@pytest.mark.parametrize("info_args,head_args", [
+    (["--json"], ["-c", "100"]),  # `sensorlink info --json FILE | head -c 100`
+    ([], ["-n", "3"]),            # `sensorlink info FILE | head -n 3`
+])
+def test_info_into_a_pipe_closed_early_stops_quietly(many_streams, info_args, head_args):
+    command = [sys.executable, "-m", "sensorlink.cli", "info", str(many_streams), *info_args]
+    whole = subprocess.run(command, capture_output=True, timeout=120, check=True)
+    assert len(whole.stdout) > 3 * 65536  # so the pipe must break before it is all written
+    writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = subprocess.Popen(["head", *head_args], stdin=writer.stdout, stdout=subprocess.PIPE)
+    assert writer.stdout is not None and writer.stderr is not None
+    writer.stdout.close()  # only head holds the read end now, as in a shell pipeline
+    shown, _ = head.communicate(timeout=120)
+    errors = writer.stderr.read()
+    status = writer.wait(120)
+    assert shown == (whole.stdout[:100] if info_args else b"".join(
+        whole.stdout.splitlines(keepends=True)[:3]))
+    assert errors == b""  # no BrokenPipeError traceback
+    assert status == 141  # what a Unix tool killed by SIGPIPE reports (128 + 13)

@@ -8,9 +8,6 @@ import errno
 import io
 import json
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -19,9 +16,11 @@ from mcap.data_stream import ReadDataStream
 from mcap.reader import make_reader
 from mcap.records import Chunk
 from mcap.stream_reader import breakup_chunk
+from mcap_readers import foxglove_decodes
 from record_helpers import (
     SAMPLE_TYPES,
     by_stream,
+    killed_recording,
     record_session,
     same_sample,
     sim_drivers,
@@ -36,7 +35,6 @@ from sensorlink.recording import Recording
 from sensorlink.runner import DriverRunner
 
 SCHEMAS_DIR = Path(_schemas_init).parent
-HERE = Path(__file__).parent
 
 # From Foxglove's schema reference (docs.foxglove.dev, RawImage / RawAudio): the fields its
 # panels read, with their JSON types, and the values it supports.
@@ -121,6 +119,12 @@ def test_every_channel_is_one_foxglove_decodes(session):
                             "sensorlink.ControlAction"}
     assert summary.chunk_indexes and all(c.compression == "zstd" for c in summary.chunk_indexes)
     assert all(c.message_index_offsets for c in summary.chunk_indexes)  # indexed for seeking
+    # Foxglove's own decoder rules: every channel converts, every message decodes.
+    converted = foxglove_decodes(session.files[0])
+    assert converted == {channel.topic: count for channel_id, count in
+                         summary.statistics.channel_message_counts.items()
+                         for channel in [summary.channels[channel_id]]}
+    assert len(converted) >= 11  # every sensor stream and the three /_sensorlink topics
 
 
 def _chunk_message_counts(path: Path) -> list[tuple[int, int, int]]:
@@ -151,22 +155,7 @@ def test_truncated_file_yields_every_message_of_its_complete_chunks(session, tmp
 
 
 def test_sigkilled_recorder_is_readable_up_to_its_last_complete_chunk(tmp_path):
-    proc = subprocess.Popen([sys.executable, str(HERE / "record_helpers.py"), str(tmp_path)],
-                            stdout=subprocess.PIPE, text=True, cwd=HERE)
-    try:
-        path, flushed = None, 0
-        for line in proc.stdout:
-            word, *rest = line.split()
-            if word == "path":
-                path = Path(rest[0])
-            elif word == "chunks" and int(rest[0]) >= 4:
-                flushed = int(rest[2])
-                break
-        os.kill(proc.pid, signal.SIGKILL)  # mid-session, between or during chunk writes
-    finally:
-        proc.kill()
-        proc.wait(10)
-    assert path is not None and flushed > 0
+    path, flushed = killed_recording(tmp_path)
     with Recording(path) as rec:
         assert rec.cut_short
         samples = [e for _, e in rec.events() if isinstance(e, SAMPLE_TYPES)]

@@ -280,6 +280,8 @@ async def test_control_floods_are_rate_limited_and_the_stream_goes_on(service: S
         await wait_for(lambda: len(replies) == 200, 30, "a reply to every message")
         slowed = [r for r in replies if r["event"] == "error" and "slow down" in r["error"]]
         assert slowed and len(slowed) < 200
+        # Each refusal carries the id of the message it refuses, so no caller waits in vain.
+        assert {r["id"] for r in replies} == set(range(1, 201))
         count = viewer.readings
         await wait_for(lambda: viewer.readings > count + 20, 20, "still streaming")
 

@@ -88,7 +88,7 @@ CASES = {
                        {"units": {1: xy_md02(1, 30.5, 54.6), 2: xy_md02(2, -20.5, 12.3)}},
                        {"poll_hz": 20.0, "timeout_s": 0.15, "max_silent_polls": 2,
                         "transmitters": [{"address": 1}, {"address": 2}]},
-                       check_modbus, ("timeouts",)),
+                       check_modbus, ("crc_errors",)),
     "ascii-bridge": Case("ascii-bridge", {"rate_hz": 25.0}, {"silence_timeout_s": 0.6},
                          check_bridge, ("checksum_errors", "resync_bytes")),
 }
@@ -172,6 +172,33 @@ async def test_modbus_exception_replies_are_counted_not_fatal(tmp_path: Path) ->
             emu.faults.exception_code = None
             (reading,) = await r.samples(Reading, 1, where=lambda s: s.channel == "temperature")
             assert reading.value == 30.5 and reading.unit == "°C"
+    finally:
+        await emu.stop()
+
+
+@pytest.mark.parametrize("fault", ["bad_crc", "silent"])
+async def test_modbus_noisy_bus_and_silent_device_are_told_apart(tmp_path: Path,
+                                                                 fault: str) -> None:
+    """A reply that arrives with a bad CRC is a noisy bus (crc_errors); no reply at all is a
+    silent device (timeouts): status must not lump them together."""
+    link = str(tmp_path / "rs485")
+    emu = create_emulator("modbus-rtu", link)
+    await emu.start()
+    driver = make_driver("modbus-rtu", "xy", {"port": link, "poll_hz": 20.0, "timeout_s": 0.15,
+                                              "retries": 0, "max_silent_polls": 1000})
+    try:
+        async with Rig(driver) as r:
+            await r.samples(Reading, 1)
+            if fault == "bad_crc":
+                emu.faults.bad_checksum_every = 1
+            else:
+                emu.faults.silent = True
+            counted, other = ("crc_errors", "timeouts") if fault == "bad_crc" else \
+                ("timeouts", "crc_errors")
+            await wait_for(lambda: driver.counters[counted] >= 3, what=f"3 {counted}")
+            assert driver.counters[other] == 0, dict(driver.counters)
+            if fault == "bad_crc":
+                assert emu.counters["bad_checksums"] >= 3
     finally:
         await emu.stop()
 

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from sensorlink.viewer import Refused, Viewer
+from sensorlink.viewer import CertificateNotTrusted, Refused, Viewer, tls_context
 
 HELP = "connect like the dashboard and print what arrives (readings, frames, status, media counts)"
 
@@ -24,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "as heard) to this MCAP file")
     parser.add_argument("--quiet-readings", action="store_true",
                         help="do not print the readings themselves, only their count per batch")
+    parser.add_argument("--ca-file", metavar="PEM",
+                        help="for https://: trust this certificate (or the CA that signed it), "
+                             "e.g. the service's own self-signed --tls-cert")
+    parser.add_argument("--insecure", action="store_true",
+                        help="for https://: do not verify the service's certificate at all")
 
 
 def _printer(args: argparse.Namespace) -> Any:
@@ -41,6 +46,8 @@ def _printer(args: argparse.Namespace) -> Any:
             elif kind == "frame":
                 print(f"frame {event['sensor']} #{event['seq']} {event['width']}x{event['height']} "
                       f"min {event['min_c']:.2f} °C max {event['max_c']:.2f} °C")
+            elif kind == "disconnected":
+                print(f"disconnected: {event['reason']} (retrying in {event['retry_s']:g} s)")
             elif kind == "status":
                 print("status: " + "; ".join(f"{s['sensor']} {s['state']} {s['rate_hz']:.1f}/s"
                                              + (f" ({s['detail']})" if s["detail"] else "")
@@ -53,6 +60,13 @@ def _printer(args: argparse.Namespace) -> Any:
 
 async def _view(args: argparse.Namespace) -> int:
     emit = _printer(args)
+    context = None  # the default: the system's CAs
+    if args.ca_file or args.insecure:
+        if args.insecure:
+            print("sensorlink view: warning: --insecure: the service's TLS certificate is not "
+                  "verified; anyone between here and there can read and change the stream",
+                  file=sys.stderr)
+        context = tls_context(args.ca_file, insecure=args.insecure)
     recorder = None
     received = None
     if args.record:
@@ -70,7 +84,7 @@ async def _view(args: argparse.Namespace) -> int:
                             session={"recorded_by": "sensorlink view", "source": args.url.split("#")[0],
                                      "version": sensorlink.__version__})
         await recorder.start()
-    viewer = Viewer(args.url, args.token, on_event=emit, received=received)
+    viewer = Viewer(args.url, args.token, on_event=emit, received=received, ssl=context)
 
     async def media_counts() -> None:
         while True:
@@ -84,6 +98,9 @@ async def _view(args: argparse.Namespace) -> int:
     except Refused as exc:
         print(f"sensorlink view: refused: {exc}", file=sys.stderr)
         return 3
+    except CertificateNotTrusted as exc:
+        print(f"sensorlink view: {exc}", file=sys.stderr)
+        return 5
     finally:
         counter.cancel()
         if recorder is not None:

@@ -70,6 +70,9 @@ const handlers = {
   reset() {
     for (const group of Object.values(panels)) for (const p of group.values()) p.reset();
   },
+  failure(failure) {
+    statusPanel.setFailure(failure);
+  },
 };
 const direct = new Connection({ token: tokenFromUrl(), schemas, on: handlers });
 let active = direct; // the Connection or JanusConnection in use
@@ -148,6 +151,7 @@ function showState(state, detail) {
   const refused = state === "refused";
   // When refused, the banner says why; the top bar need not repeat it.
   $("#conn-detail").textContent = refused ? "" : detail || "";
+  $("#conn-detail").title = refused ? "" : detail || ""; // a long reason is cut in the bar
   document.body.classList.toggle("no-session", refused && !active.hello);
   $("#refused").classList.toggle("hidden", !refused);
   if (refused) $("#refused-reason").textContent = detail || "the service refused this token";
@@ -273,6 +277,7 @@ Object.defineProperty(window, "sensorlink", {
     get detail() { return active.detail; },
     get states() { return stateLog.map((e) => ({ ...e })); },
     get refused() { return active.refusedReason; },
+    get failure() { return active.lastFailure?.reason ?? null; },
     get role() { return active.hello?.role ?? null; },
     get replay() { return active.hello?.replay ?? null; },
     get sensors() { return active.hello ? active.hello.sensors.map((s) => ({ name: s.name, kind: s.kind })) : []; },

@@ -22,7 +22,8 @@ export class Connection {
    * @param {string|null} [opts.url]  the signaling websocket; null: the service that served the page
    * @param {import("./schema.js").Schemas} opts.schemas
    * @param {object} opts.on  callbacks: state(state, detail), hello(hello), track(sensor, kind,
-   *   stream), message(msg, channel), invalid(channel, errorText), reset()
+   *   stream), message(msg, channel), invalid(channel, errorText), reset(), and optionally
+   *   failure({reason, at} | null): why the last attempt failed, as the service or this browser said
    */
   constructor({ token, schemas, on, url = null }) {
     this.token = token;
@@ -33,6 +34,7 @@ export class Connection {
     this.detail = "";
     this.hello = null;
     this.refusedReason = null;
+    this.lastFailure = null;
     this.rttMs = null;
     this.attempt = 0;
     this.nextId = 1;
@@ -69,6 +71,8 @@ export class Connection {
     this.generation++;
     this.hello = null;
     this.refusedReason = null;
+    this.lastFailure = null;
+    this.on.failure?.(null);
     this.setState("idle");
   }
 
@@ -135,6 +139,12 @@ export class Connection {
       } catch (err) {
         this.scheduleReconnect(`bad answer: ${err.message}`);
       }
+    } else if (msg.type === "failed") {
+      // The service saw the peer connection fail (ICE, DTLS) and says why; this browser may
+      // not notice for a while (a DTLS failure leaves its side "connected").
+      this.fail(`connection failed: ${msg.reason}`);
+    } else if (msg.type === "error" && msg.field === "sdp") {
+      this.fail(`service refused the offer: ${msg.error}`);
     } else if (msg.type === "error") {
       this.on.invalid("signaling", `service error: ${msg.error}`);
     }
@@ -187,7 +197,14 @@ export class Connection {
     if (s === "connected") {
       this.attempt = 0;
       this.setState("live");
-    } else if (s === "failed" || s === "closed") {
+    } else if (s === "failed") {
+      // Which layer, as far as this end can tell: ICE never connected or lost the path, or
+      // ICE is up and DTLS (certificates, fingerprints) failed on top of it.
+      const ice = pc.iceConnectionState;
+      this.fail(["connected", "completed"].includes(ice)
+        ? "peer connection failed: DTLS failed in this browser (ICE was connected)"
+        : `peer connection failed: ICE ${ice} in this browser (no candidate pair connected)`);
+    } else if (s === "closed") {
       this.scheduleReconnect(`peer connection ${s}`);
     } else if (s === "disconnected") {
       this.setState("unstable", "peer connection interrupted");
@@ -267,6 +284,13 @@ export class Connection {
     } catch {
       // A lost ping shows as a stale RTT; the connection state machine handles real drops.
     }
+  }
+
+  /** An attempt failed, and why: shown until the next failure, then tried again. */
+  fail(why) {
+    this.lastFailure = { reason: why, at: new Date() };
+    this.on.failure?.(this.lastFailure);
+    this.scheduleReconnect(why);
   }
 
   refuse(reason) {

@@ -13,9 +13,10 @@ export class StatusPanel {
     this.viewer = {};
     this.lastStatusAt = null;
     this.link = {};
-    const kv = (key, label, title = "") => {
-      this.link[key] = el("span", { class: "v", "data-testid": `link-${key}` }, "—");
-      return el("div", { class: "ro", title }, el("span", { class: "k" }, label), this.link[key]);
+    const kv = (key, label, title = "", wide = false) => {
+      this.link[key] = el("span", { class: wide ? "v wrap" : "v", "data-testid": `link-${key}` }, "—");
+      return el("div", { class: wide ? "ro wide" : "ro", title }, el("span", { class: "k" }, label),
+        this.link[key]);
     };
     this.tbody = el("tbody");
     this.exportsBody = el("tbody");
@@ -33,7 +34,9 @@ export class StatusPanel {
         kv("readings", "Readings", "Readings received since the page opened"),
         kv("frames", "Thermal frames", "Exact °C frames received / video frames shown"),
         kv("invalid", "Invalid messages", "Messages that broke the schemas and were dropped"),
-        kv("status-age", "Status", "Age of the last status message")),
+        kv("status-age", "Status", "Age of the last status message"),
+        kv("failure", "Last failure", "Why the last connection attempt failed, as the service " +
+           "or this browser said", true)),
       el("table", { class: "sensors" },
         el("thead", {}, el("tr", {},
           el("th", {}, "Sensor"), el("th", {}, "State"), el("th", { class: "num" }, "Rate"),
@@ -83,6 +86,14 @@ export class StatusPanel {
       r.detail.title = s.detail || "";
       r.detail.classList.toggle("bad", s.state === "failed" || s.state === "reconnecting");
     }
+  }
+
+  /** {reason, at} of the last failed attempt (signaling.js), or null: none since connecting. */
+  setFailure(failure) {
+    const v = this.link.failure;
+    v.textContent = failure ? failure.reason : "—";
+    v.title = failure ? `at ${failure.at.toLocaleTimeString()}` : "";
+    v.classList.toggle("bad", !!failure);
   }
 
   /** {kind: "direct"|"janus", text, url}: which way the data comes (see links.js). */

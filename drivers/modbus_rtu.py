@@ -156,7 +156,8 @@ class ModbusRtu(Driver):
                                     stopbits=o.stopbits, timeout=o.timeout_s, retries=o.retries,
                                     trace_packet=self._watch_received)
         # One worker thread: pymodbus's sync client is blocking and must not be used by two
-        # threads at once.
+        # threads at once. It also keeps cancellation safe: a poll whose read() was cancelled
+        # (the silence timeout, stop) still runs to its end before the next call and close().
         self._executor = concurrent.futures.ThreadPoolExecutor(1, f"modbus:{self.name}")
         connected = await self._call(client.connect)
         if not connected:

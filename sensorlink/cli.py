@@ -8,6 +8,7 @@ package, so adding one means adding a module.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import logging
 import os
@@ -42,7 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def enable_crash_dumps() -> None:
+    """Make a native crash (a codec, a C library under a driver) print every thread's Python
+    stack to stderr: the evidence a segfault otherwise takes with it."""
+    if faulthandler.is_enabled():
+        return  # already on (PYTHONFAULTHANDLER, -X faulthandler, pytest): keep its file
+    try:
+        faulthandler.enable(all_threads=True)
+    except (RuntimeError, ValueError, OSError, AttributeError):
+        pass  # no usable stderr (None, or not a file): nowhere to print
+
+
 def main(argv: list[str] | None = None) -> int:
+    enable_crash_dumps()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_main", None):

@@ -7,6 +7,11 @@ output frame once, with the settings aiortc's own VP8 encoder uses, one
 :class:`SharedAudioEncoder` per microphone encodes the beam once like aiortc's Opus encoder,
 and every viewer's :class:`EncodedTrack` hands the same packets to its sender.
 
+At most one encode per codec context at a time, whatever viewers do: a viewer that leaves
+mid-encode cancels the encoder's task but not the executor thread, so the next task waits for
+that encode (:class:`sensorlink.offload.SerialOffload`) before it touches the context, and
+:meth:`SharedVideoEncoder.stop` waits for it before it frees the context.
+
 Keyframes: every new viewer asks for one, and one goes out every ``keyframe_interval_s`` so a
 viewer that lost packets (its own sender still answers NACKs from its RTP history) recovers.
 A viewer that falls behind skips to the next keyframe instead of decoding garbage.
@@ -23,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import av
 from aiortc import RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from sensorlink.offload import SerialOffload
 
 if TYPE_CHECKING:
     from sensorlink.media import CameraView
@@ -113,11 +120,19 @@ class SharedVideoEncoder:
         self.bitrate = bitrate
         self.keyframe_interval_s = keyframe_interval_s
         self.frames_encoded = 0
+        #: times the last viewer left while a frame was in the executor (its encode finished
+        #: alone, and the next run waited for it)
+        self.left_mid_encode = 0
         self._tracks: list[EncodedTrack] = []
         self._task: asyncio.Task[None] | None = None
         self._codec: av.VideoCodecContext | None = None
         self._keyframe_requested = True
         self._last_keyframe = 0.0
+        # One encode at a time on the context, across runs: a cancelled run's encode goes on.
+        self._offload = SerialOffload()
+        # pts keep rising across runs (and clock restarts): libvpx's rate control times frames
+        # by their pts, and one context serves every run.
+        self._next_pts = 0
 
     def subscribe(self) -> EncodedTrack:
         track = EncodedTrack(self, "video")
@@ -131,6 +146,7 @@ class SharedVideoEncoder:
         if track in self._tracks:
             self._tracks.remove(track)
         if not self._tracks and self._task is not None:
+            self.left_mid_encode += self._offload.busy
             self._task.cancel()
             self._task = None
 
@@ -138,12 +154,15 @@ class SharedVideoEncoder:
         self._keyframe_requested = True
 
     async def stop(self) -> None:
+        task, self._task = self._task, None  # the last track's stop() would only cancel it
         for track in list(self._tracks):
             track.stop()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        # The cancelled run's encode may still be in the executor: free the context after it.
+        await self._offload.idle()
+        self._codec = None
 
     def _open_codec(self, width: int, height: int, fps: float) -> av.VideoCodecContext:
         # The settings of aiortc's Vp8Encoder (real-time, CBR, error resilient), at a fixed rate.
@@ -162,29 +181,30 @@ class SharedVideoEncoder:
         codec.thread_count = 1
         return codec
 
-    def _encode(self, frame: av.VideoFrame) -> list[av.Packet]:
-        assert self._codec is not None
-        packets = list(self._codec.encode(frame))
+    def _encode(self, codec: av.VideoCodecContext, frame: av.VideoFrame) -> list[av.Packet]:
+        # The context is an argument, not self._codec: the thread keeps the one it was given.
+        packets = list(codec.encode(frame))
         for packet in packets:
             packet.time_base = TIME_BASE
         return packets
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        start, index = time.monotonic(), 0
+        start, index, origin = time.monotonic(), 0, self._next_pts
         while self._tracks:
             fps = self.view.output_fps
             delay = start + index / fps - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             elif delay < -1.0:  # the loop stalled: restart the clock rather than burst
-                start, index = time.monotonic(), 0
+                start, index, origin = time.monotonic(), 0, self._next_pts
             width, height = self.view.video_size
-            if self._codec is None or (self._codec.width, self._codec.height) != (width, height):
-                self._codec = self._open_codec(width, height, fps)
+            codec = self._codec
+            if codec is None or (codec.width, codec.height) != (width, height):
+                codec = self._codec = self._open_codec(width, height, fps)
                 self._keyframe_requested = True
             frame = av.VideoFrame.from_ndarray(self.view.picture_yuv420(), format="yuv420p")
-            frame.pts = int(index * VIDEO_CLOCK / fps)
+            frame.pts = origin + int(index * VIDEO_CLOCK / fps)
+            self._next_pts = frame.pts + max(1, int(VIDEO_CLOCK / fps))
             frame.time_base = TIME_BASE
             now = time.monotonic()
             if self._keyframe_requested or now - self._last_keyframe > self.keyframe_interval_s:
@@ -192,7 +212,7 @@ class SharedVideoEncoder:
                 self._keyframe_requested = False
                 self._last_keyframe = now
             # libvpx releases the GIL: encode off the event loop, once, for every viewer.
-            packets = await loop.run_in_executor(None, self._encode, frame)
+            packets = await self._offload.run(self._encode, codec, frame)
             self.frames_encoded += 1
             for packet in packets:
                 for track in tuple(self._tracks):
@@ -205,7 +225,11 @@ OPUS_FRAME = 960  # 20 ms
 
 
 class SharedAudioEncoder:
-    """Encodes a microphone's beam to Opus once for every viewer (fed by the Beamformer)."""
+    """Encodes a microphone's beam to Opus once for every viewer (fed by the Beamformer).
+
+    :meth:`feed` encodes on the event loop thread, synchronously (a 20 ms Opus frame costs tens
+    of microseconds): no encode is ever in flight when the last viewer's :meth:`unsubscribe`
+    drops the context, so the reset cannot meet a thread still using it."""
 
     def __init__(self, sensor: str) -> None:
         self.sensor = sensor
@@ -236,7 +260,7 @@ class SharedAudioEncoder:
 
     async def stop(self) -> None:
         for track in list(self._tracks):
-            track.stop()
+            track.stop()  # the last one resets the context
 
     def feed(self, mono: Any, rate: int) -> None:
         """One block of the steered beam (int16 mono at ``rate``) → Opus packets to every track."""

@@ -43,6 +43,7 @@ from sensorlink.errors import ConfigError, MessageError, SignalingError
 from sensorlink.ice import rtc_configuration, set_local_answer
 from sensorlink.runner import Backoff
 from sensorlink.fanout import frame_sender, pump, wait_open
+from sensorlink.teardown import close_peer
 from sensorlink.wire import FrameAssembler, decode_message
 
 if TYPE_CHECKING:
@@ -299,7 +300,7 @@ class JanusPublisher:
                 for transceiver in pc.getTransceivers():
                     if transceiver.sender.track is not None:
                         transceiver.sender.track.stop()
-                await pc.close()
+                await close_peer(pc)
                 self.pc = None
 
     async def _send_readings(self, channel: Any, outlet: Any) -> None:
@@ -388,7 +389,7 @@ class JanusViewer:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-                await pc.close()
+                await close_peer(pc)
 
     async def _find_publisher(self, session: JanusSession, handle: int) -> int:
         for _ in range(100):

@@ -85,7 +85,9 @@ class MicrophoneArrayDriver(Driver):
             # Below -70 dBFS there is no source to point at: flag the direction, keep it.
             quality = "ok" if level > -70.0 else "suspect"
             # A few ms of FFTs: off the event loop (numpy releases the GIL), so frames and
-            # readings of other sensors are not held behind it.
+            # readings of other sensors are not held behind it. A read cancelled here (stop,
+            # the silence timeout) leaves the thread running, harmlessly: estimate() only reads
+            # the finder and this window, which nothing changes in place (open() makes new ones).
             angle = await asyncio.to_thread(self._finder.estimate, self._window)
             out.append(Reading(self.name, "doa", "direction", round(angle, 2), "deg",
                                self.next_seq("doa"), t_mono, t_wall, quality))

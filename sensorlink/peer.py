@@ -26,6 +26,7 @@ from sensorlink.ice import rtc_configuration, set_local_answer
 from sensorlink.media import BeamAudioTrack, ThermalVideoTrack
 from sensorlink.encoding import settle_on
 from sensorlink.fanout import frame_sender, pump, wait_open
+from sensorlink.teardown import close_peer
 from sensorlink.wire import CHANNELS
 
 if TYPE_CHECKING:
@@ -208,6 +209,10 @@ class ViewerSession:
         if self._closed.is_set():
             return
         self._closed.set()
+        # Release the shared encoders first, before anything awaits: a viewer that left
+        # costs them nothing from now on.
+        for track in self._tracks:
+            track.stop()
         self.readings_sub.close()
         for unlisten in self._unlisten:
             try:
@@ -217,7 +222,5 @@ class ViewerSession:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for track in self._tracks:
-            track.stop()
-        await self.pc.close()
+        await close_peer(self.pc)
         self.service.viewer_closed(self)

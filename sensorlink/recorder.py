@@ -153,6 +153,7 @@ class Recorder:
         self._infos: dict[str, SensorInfo] = {}
         self._statuses: dict[str, SensorStatus] = {}
         self._active = False
+        self._starting: asyncio.Future[None] | None = None
 
     # -- public API ------------------------------------------------------------------------
     @property
@@ -177,7 +178,15 @@ class Recorder:
     async def start(self) -> None:
         if self._active:
             raise RecordingError(f"already recording to {self.path}")
-        await self.stop()  # tidy up after a recording that ended on an error
+        # Shielded: a caller cancelled mid-start (a viewer that asked for a recording, then
+        # left) would leave the file opening in the worker thread with nobody to close it, and
+        # a hub subscription nobody drains. The start completes; stop() ends it.
+        if self._starting is None or self._starting.done():
+            self._starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
+        await self._finish()  # tidy up after a recording that ended on an error
         self._error = None
         self._sub = self.hub.subscribe("recorder", maxsize=self.queue_size)
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="recorder")
@@ -199,6 +208,11 @@ class Recorder:
 
     async def stop(self) -> None:
         """Write what is queued, then the summary and index; safe to call twice."""
+        if self._starting is not None:  # a start whose caller was cancelled ends first
+            await asyncio.gather(self._starting, return_exceptions=True)
+        await self._finish()
+
+    async def _finish(self) -> None:
         if self._task is None:
             return
         if self._sub is not None:

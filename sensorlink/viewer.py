@@ -32,6 +32,7 @@ from sensorlink.ice import (is_loopback, restrict_bundle, restrict_host_candidat
                             rtc_configuration)
 from sensorlink.peer import enlarge_receive_buffers
 from sensorlink.runner import Backoff
+from sensorlink.teardown import close_peer
 from sensorlink.wire import FrameAssembler, decode_message, validate
 
 log = logging.getLogger(__name__)
@@ -276,7 +277,7 @@ class Viewer:
             future.cancel()
         self._replies.clear()
         if self._pc is not None:
-            await self._pc.close()
+            await close_peer(self._pc)
             self._pc = None
 
     async def run(self, duration: float | None = None, *, reconnect: bool = True) -> None:

@@ -78,6 +78,9 @@ admin: {{
 
 
 def setup_namespace_network() -> None:
+    """The namespace's veth pair and addresses; once (run_inner_test_in_namespace already did)."""
+    if "sl0:" in Path("/proc/self/net/dev").read_text():  # this namespace's (not /sys: the host's)
+        return
     for command in (["ip", "link", "set", "lo", "up"],
                     ["ip", "link", "add", "sl0", "type", "veth", "peer", "name", "sl1"],
                     ["ip", "addr", "add", f"{JANUS_IP}/30", "dev", "sl0"],
@@ -94,9 +97,15 @@ def run_inner_test_in_namespace(test_id: str, *, cwd: Path, timeout: float = 220
         "needs unshare and ip (util-linux, iproute2) for a private network namespace"
     assert subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False).returncode == 0, \
         "cannot create a network namespace here (needs root or user namespaces)"
+    # The network is set up before pytest starts, so before Chromium does: a browser that sees
+    # its interfaces change fails the page's requests with net::ERR_NETWORK_CHANGED (the
+    # dashboard's scripts then never run, and the page never defines its test hook).
+    launcher = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import janus_support; "
+                "janus_support.setup_namespace_network(); import pytest; "
+                "sys.exit(pytest.main(sys.argv[1:]))")
     result = subprocess.run(
-        ["unshare", "-n", "--", sys.executable, "-m", "pytest", "-x", "-q", "-p",
-         "no:cacheprovider", test_id],
+        ["unshare", "-n", "--", sys.executable, "-c", launcher, str(Path(__file__).parent),
+         "-x", "-q", "-p", "no:cacheprovider", test_id],
         cwd=cwd, env={**os.environ, "SENSORLINK_TEST_NETNS": "1"},
         capture_output=True, text=True, timeout=timeout, check=False)
     output = result.stdout + result.stderr

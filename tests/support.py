@@ -26,8 +26,10 @@ STILL_SENSORS = [
 ]
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    """Poll ``predicate`` until it is truthy; fail (not hang) after ``timeout`` seconds."""
+async def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "",
+                   interval: float = 0.02) -> Any:
+    """Poll ``predicate`` every ``interval`` seconds until it is truthy; fail (not hang) after
+    ``timeout`` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -36,7 +38,7 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: st
             return value
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what or predicate}")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(interval)
 
 
 class ServiceProcess:

@@ -8,7 +8,6 @@ nanosecond, with no block-edge artefacts.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from sensorlink.directional import RESPEAKER_4MIC, arrival_advance_s
 from sensorlink.microphone import ArrayGeometry, MicrophoneArrayDriver
+from sensorlink.offload import SerialOffload
 from sensorlink_drivers.simulated.pacing import Ticker
 
 
@@ -65,6 +65,8 @@ class SimulatedMicrophoneArray(MicrophoneArrayDriver):
                                        positions=RESPEAKER_4MIC)
         self._positions = np.asarray(RESPEAKER_4MIC)
         self._sample = 0
+        # The noise generator outlives a cancelled capture's thread: one synthesis at a time.
+        self._synthesis = SerialOffload()
 
     @property
     def geometry(self) -> ArrayGeometry:
@@ -93,6 +95,6 @@ class SimulatedMicrophoneArray(MicrophoneArrayDriver):
 
     async def capture(self) -> np.ndarray:
         await self._ticker.wait()
-        pcm = await asyncio.to_thread(self.synthesize, self._sample, self.options.block)
+        pcm = await self._synthesis.run(self.synthesize, self._sample, self.options.block)
         self._sample += self.options.block
         return pcm

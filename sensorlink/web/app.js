@@ -26,6 +26,9 @@ const counts = { readings: 0, reading_batches: 0, frame_messages: 0, status: 0, 
 const last = new Map();
 const panels = { thermal: new Map(), probe: new Map(), microphone: new Map() };
 const invalidLog = [];
+// Every connection state the pill showed, in order (the last 100): a test or a person in the
+// console can tell "it showed Reconnecting" after the fact, whatever the pill shows now.
+const stateLog = [];
 const controlErrors = [];
 let lastReply = null;
 let lastStatus = null;
@@ -137,6 +140,10 @@ function switchTo(name) {
 
 function showState(state, detail) {
   const [label, cls] = STATE_LABEL[state] ?? [state, "idle"];
+  if (stateLog.at(-1)?.state !== state) {
+    stateLog.push({ state, label, t_ms: Math.round(performance.now()) });
+    if (stateLog.length > 100) stateLog.shift();
+  }
   const pill = $("#conn-state");
   pill.textContent = label;
   pill.className = `pill conn ${cls}`;
@@ -268,6 +275,7 @@ Object.defineProperty(window, "sensorlink", {
   value: Object.freeze({
     get state() { return active.state; },
     get detail() { return active.detail; },
+    get states() { return stateLog.map((e) => ({ ...e })); },
     get refused() { return active.refusedReason; },
     get failure() { return active.lastFailure?.reason ?? null; },
     get role() { return active.hello?.role ?? null; },

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dashboard_support import CHROMIUM, CHROMIUM_ARGS, RunningService, start_service
+from dashboard_support import CHROMIUM, CHROMIUM_ARGS, RunningService, start_service, wait_page
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,7 @@ def dashboard(browser: Any, service: RunningService) -> Iterator[Any]:
     page.console_errors = []
     page.on("pageerror", lambda e: page.console_errors.append(str(e)))
     page.goto(service.url)
-    page.wait_for_function("() => window.sensorlink && window.sensorlink.state === 'live'",
-                           timeout=30_000)
+    wait_page(page, "s.state === 'live'")
     try:
         yield page
     finally:

@@ -14,6 +14,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -81,6 +82,43 @@ driver = "sim-microphone"
 direction_deg = {SOURCE_DEG}
 rotation_deg_per_s = 0
 """
+
+
+def wait_page(page: Any, condition: str, arg: Any = None, timeout: float = 30_000) -> Any:
+    """Wait until ``condition`` holds on ``page``: a JavaScript expression over ``s`` (the test
+    hook, ``window.sensorlink``), ``arg`` and the document.
+
+    A predicate that throws makes Playwright's ``wait_for_function`` fail at once instead of
+    waiting, and ``window.sensorlink`` is undefined until app.js has run (issue 10: "Cannot
+    read properties of undefined (reading 'state')"). Here a page without the hook is "not yet".
+    What appears later still (a sensor's panel after the hello, the first status, an element
+    the page has not built yet) the condition reads with ``?.``, so that it is false until then.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    try:
+        return page.wait_for_function(
+            f"(arg) => {{ const s = window.sensorlink; return s !== undefined && !!({condition}); }}",
+            arg=arg, timeout=timeout)
+    except PlaywrightTimeout as exc:
+        raise AssertionError(f"waited {timeout / 1000:g} s for {condition!r} (arg {arg!r}); "
+                             f"the page: {page_state(page)}") from exc
+
+
+def page_state(page: Any) -> dict[str, Any]:
+    """What the page shows, for a failure message: its load state, the connection states the
+    dashboard went through, its sensors, and its console errors."""
+    shown = page.evaluate("""() => {
+        const s = window.sensorlink;
+        return { url: location.href.split("#")[0], ready: document.readyState,
+                 hook: s !== undefined, state: s?.state, detail: s?.detail,
+                 states: s?.states?.map((e) => e.state), sensors: s?.sensors?.map((x) => x.name) };
+    }""")
+    return {**shown, "console_errors": getattr(page, "console_errors", None)}
+
+
+def element_text(name: str) -> str:
+    """JavaScript for the text of the element ``data-testid=name``, or undefined (not built yet)."""
+    return f"document.querySelector(\"[data-testid='{name}']\")?.textContent"
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dashboard_support import RunningService
+from dashboard_support import RunningService, wait_page
 from multi_support import start_run
 from tracks_support import CAMERAS, LOUDER_DB, MICROPHONES, sensors_toml
 
@@ -110,15 +110,13 @@ def test_every_track_reaches_chromium(variant: str, plant: RunningService, brows
             ws.on("framereceived", received)
         page.on("websocket", on_socket)
         page.goto(plant.url_with(TOKEN))
-        page.wait_for_function(
-            "([cams, mics]) => { const s = window.sensorlink, st = window.__stats;"
-            " if (!s || s.state !== 'live' || st.connection !== 'connected') return false;"
-            " const video = st.inbound.filter((x) => x.kind === 'video' && x.frames_decoded >= 5);"
-            " const audio = st.inbound.filter((x) => x.kind === 'audio' && x.energy > 0"
-            "                                     && x.duration > 1);"
-            " return video.length === cams.length && audio.length === mics.length"
-            "  && cams.every((c) => (s.cameras[c]?.video.frames ?? 0) >= 5); }",
-            arg=[list(CAMERAS), list(MICROPHONES)], timeout=WAIT_MS)
+        wait_page(page, "s.state === 'live' && window.__stats?.connection === 'connected'"
+                        " && (window.__stats.inbound ?? []).filter((x) => x.kind === 'video'"
+                        "      && x.frames_decoded >= 5).length === arg[0].length"
+                        " && (window.__stats.inbound ?? []).filter((x) => x.kind === 'audio'"
+                        "      && x.energy > 0 && x.duration > 1).length === arg[1].length"
+                        " && arg[0].every((c) => (s.cameras[c]?.video.frames ?? 0) >= 5)",
+                  [list(CAMERAS), list(MICROPHONES)], timeout=WAIT_MS)
         stats = page.evaluate("() => window.__stats")
         cameras = page.evaluate("() => window.sensorlink.cameras")
         (answer,) = answers

@@ -24,8 +24,10 @@ from dashboard_support import (
     WIDE_PY,
     WIDE_W,
     RunningService,
+    element_text,
     start_command,
     start_service,
+    wait_page,
 )
 
 pytestmark = pytest.mark.browser
@@ -66,10 +68,7 @@ def test_dashboard_opens_with_the_token(dashboard: Any) -> None:
     assert pill.is_visible()
     # Every message so far passed the schemas, which the page did load.
     assert hook(dashboard, "schemas_missing") == []
-    dashboard.wait_for_function(
-        "() => window.sensorlink.counts.status > 0 && "
-        "/ms$/.test(document.querySelector(\"[data-testid='link-rtt']\").textContent)",
-        timeout=WAIT_MS)
+    wait_page(dashboard, f"s.counts.status > 0 && /ms$/.test({element_text('link-rtt')})")
     assert hook(dashboard, "counts.invalid") == 0
     assert dashboard.get_by_test_id("state-cam").inner_text() == "connected"
     assert number_in(dashboard.get_by_test_id("link-rtt").inner_text()) >= 0
@@ -77,13 +76,11 @@ def test_dashboard_opens_with_the_token(dashboard: Any) -> None:
 
 
 def test_thermal_video_plays(dashboard: Any) -> None:
-    dashboard.wait_for_function("() => window.sensorlink.cameras.cam.video.current_time > 0",
-                                timeout=WAIT_MS)
+    wait_page(dashboard, "s.cameras.cam?.video.current_time > 0")
     t0 = hook(dashboard, "cameras.cam.video.current_time")
     frames0 = hook(dashboard, "counts.video_frames")
-    dashboard.wait_for_function(
-        f"() => {{ const v = window.sensorlink.cameras.cam.video;"
-        f" return v.current_time > {t0} + 0.5 && v.width > 0 && v.height > 0; }}", timeout=WAIT_MS)
+    wait_page(dashboard, "s.cameras.cam.video.current_time > arg + 0.5"
+                         " && s.cameras.cam.video.width > 0 && s.cameras.cam.video.height > 0", t0)
     video = hook(dashboard, "cameras.cam.video")
     assert video["width"] > 0 and video["height"] > 0
     # The video keeps the sensor's aspect (it is upscaled, never stretched).
@@ -117,8 +114,7 @@ BRIGHTEST_IN_VIDEO = """(sensor) => {
                                               ("wide", WIDE_PX, WIDE_PY, WIDE_W, WIDE_H)])
 def test_each_video_shows_its_own_camera(dashboard: Any, sensor: str, px: int, py: int,
                                          w: int, h: int) -> None:
-    dashboard.wait_for_function(
-        f"() => window.sensorlink.cameras['{sensor}'].video.frames > 3", timeout=WAIT_MS)
+    wait_page(dashboard, "s.cameras[arg]?.video.frames > 3", sensor)
     spot = dashboard.evaluate(BRIGHTEST_IN_VIDEO, sensor)
     assert spot["max"] > 300, spot
     # Within two sensor pixels of where the simulation put the hot spot (the codec is lossy).
@@ -126,13 +122,11 @@ def test_each_video_shows_its_own_camera(dashboard: Any, sensor: str, px: int, p
 
 
 def test_probe_plots_update(dashboard: Any) -> None:
-    dashboard.wait_for_function("() => (window.sensorlink.probes.probes?.rows ?? 0) >= 3",
-                                timeout=WAIT_MS)
+    wait_page(dashboard, "(s.probes.probes?.rows ?? 0) >= 3")
     before = hook(dashboard, "probes.probes")
     assert before["streams"] == ["t0", "t1", "t2"]
-    dashboard.wait_for_function(
-        f"() => window.sensorlink.probes.probes.rows > {before['rows']} + 5 && "
-        f"window.sensorlink.probes.probes.updates > {before['updates']}", timeout=WAIT_MS)
+    wait_page(dashboard, "s.probes.probes.rows > arg.rows + 5 && s.probes.probes.updates > arg.updates",
+              before)
     after = hook(dashboard, "probes.probes")
     # The chart holds one series per stream and draws lines, and every stream shows its value.
     series = dashboard.locator("[data-testid='plot-probes'] .uplot canvas")
@@ -146,7 +140,7 @@ def test_probe_plots_update(dashboard: Any) -> None:
 
 
 def test_cursor_shows_exact_celsius_at_the_hot_spot(dashboard: Any) -> None:
-    dashboard.wait_for_function("() => window.sensorlink.cameras.cam.frames > 2", timeout=WAIT_MS)
+    wait_page(dashboard, "s.cameras.cam?.frames > 2")
     overlay = dashboard.get_by_test_id("thermal-overlay-cam")
     overlay.scroll_into_view_if_needed()
     box = overlay.bounding_box()
@@ -154,9 +148,7 @@ def test_cursor_shows_exact_celsius_at_the_hot_spot(dashboard: Any) -> None:
     y = box["y"] + (HOT_PY + 0.5) / CAM_H * box["height"]
     dashboard.mouse.move(x, y)
     readout = dashboard.get_by_test_id("thermal-cursor-cam")
-    dashboard.wait_for_function(
-        "() => /°C/.test(document.querySelector(\"[data-testid='thermal-cursor-cam']\").textContent)",
-        timeout=WAIT_MS)
+    wait_page(dashboard, f"/°C/.test({element_text('thermal-cursor-cam')})")
     text = readout.inner_text()
     assert f"({HOT_PX}, {HOT_PY})" in text, text
     assert abs(number_in(text) - HOT_PEAK_C) <= 0.5, text
@@ -167,15 +159,13 @@ def test_cursor_shows_exact_celsius_at_the_hot_spot(dashboard: Any) -> None:
     # (frames carry centi-degrees, the range full floats: compare to within a hundredth)
     assert camera["range"][0] <= camera["min"] + 0.01 and camera["range"][1] >= camera["max"] - 0.01
     ARTIFACTS.mkdir(exist_ok=True)
-    dashboard.wait_for_function("() => window.sensorlink.microphones.mic.doa !== null",
-                                timeout=WAIT_MS)
+    wait_page(dashboard, "(s.microphones.mic?.doa ?? null) !== null")
     dashboard.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
 
 
 def test_compass_shows_the_source_direction(dashboard: Any) -> None:
-    dashboard.wait_for_function("() => window.sensorlink.microphones.mic.doa !== null",
-                                timeout=WAIT_MS)
+    wait_page(dashboard, "(s.microphones.mic?.doa ?? null) !== null")
     shown = dashboard.get_by_test_id("doa-mic").inner_text()
     assert shown.endswith("°")
     assert angle_diff(number_in(shown), SOURCE_DEG) <= 15.0, shown
@@ -185,12 +175,10 @@ def test_compass_shows_the_source_direction(dashboard: Any) -> None:
 
 def test_steering_from_the_page_changes_the_beam(dashboard: Any) -> None:
     target = 250.0
-    dashboard.wait_for_function("() => window.sensorlink.microphones.mic.doa !== null",
-                                timeout=WAIT_MS)
+    wait_page(dashboard, "(s.microphones.mic?.doa ?? null) !== null")
     click_compass(dashboard, target)
-    dashboard.wait_for_function(
-        f"() => {{ const b = window.sensorlink.beams.mic;"
-        f" return typeof b === 'number' && Math.abs(b - {target}) < 1.5; }}", timeout=WAIT_MS)
+    wait_page(dashboard, "typeof s.beams.mic === 'number' && Math.abs(s.beams.mic - arg) < 1.5",
+              target)
     # the service's reply to the page's steer request
     result = hook(dashboard, "microphones.mic.steer_result")
     assert result["sensor"] == "mic"
@@ -200,17 +188,16 @@ def test_steering_from_the_page_changes_the_beam(dashboard: Any) -> None:
 
     # "Follow DOA" hands the beam back to the direction of arrival.
     dashboard.get_by_role("button", name="Follow DOA").click()
-    dashboard.wait_for_function(
-        f"() => {{ const m = window.sensorlink.microphones.mic; const b = window.sensorlink.beams.mic;"
-        f" const d = ((b ?? m.doa) - {SOURCE_DEG} + 540) % 360 - 180;"
-        f" return m.follow === true && Math.abs(d) <= 15; }}", timeout=WAIT_MS)
+    wait_page(dashboard, "s.microphones.mic.follow === true"
+              " && Math.abs(((s.beams.mic ?? s.microphones.mic.doa) - arg + 540) % 360 - 180) <= 15",
+              SOURCE_DEG)
     assert "follows DOA" in dashboard.get_by_test_id("beam-mic").inner_text()
     assert hook(dashboard, "control_errors") == []
 
 
 def test_large_frames_are_joined_from_their_row_bands(dashboard: Any) -> None:
     # 160x120 centi-degrees do not fit one message: the hot spot's rows come in the last band.
-    dashboard.wait_for_function("() => window.sensorlink.cameras.wide.frames >= 2", timeout=WAIT_MS)
+    wait_page(dashboard, "s.cameras.wide?.frames >= 2")
     wide = hook(dashboard, "cameras.wide")
     assert (wide["width"], wide["height"]) == (WIDE_W, WIDE_H)
     assert wide["max_at"] == {"px": WIDE_PX, "py": WIDE_PY}
@@ -221,9 +208,7 @@ def test_large_frames_are_joined_from_their_row_bands(dashboard: Any) -> None:
     box = overlay.bounding_box()
     dashboard.mouse.move(box["x"] + (WIDE_PX + 0.5) / WIDE_W * box["width"],
                          box["y"] + (WIDE_PY + 0.5) / WIDE_H * box["height"])
-    dashboard.wait_for_function(
-        "() => /°C/.test(document.querySelector(\"[data-testid='thermal-cursor-wide']\").textContent)",
-        timeout=WAIT_MS)
+    wait_page(dashboard, f"/°C/.test({element_text('thermal-cursor-wide')})")
     text = dashboard.get_by_test_id("thermal-cursor-wide").inner_text()
     assert f"({WIDE_PX}, {WIDE_PY})" in text and abs(number_in(text) - WIDE_PEAK_C) <= 0.5, text
 
@@ -231,23 +216,18 @@ def test_large_frames_are_joined_from_their_row_bands(dashboard: Any) -> None:
 def test_colour_map_and_fixed_range_from_the_page(dashboard: Any) -> None:
     panel = dashboard.locator(".panel.thermal[data-sensor=cam]")
     panel.locator("select.map").select_option("turbo")
-    dashboard.wait_for_function("() => window.sensorlink.cameras.cam.map === 'turbo'",
-                                timeout=WAIT_MS)
+    wait_page(dashboard, "s.cameras.cam?.map === 'turbo'")
     panel.locator("input.auto").uncheck()
     panel.locator("input.lo").fill("20")
     panel.locator("input.hi").fill("60")
     panel.get_by_role("button", name="Set").click()
     # The frames say which range the video's colours now use, and the scale is labelled with it.
-    dashboard.wait_for_function(
-        "() => { const c = window.sensorlink.cameras.cam;"
-        " return c.auto === false && c.range && c.range[0] === 20 && c.range[1] === 60; }",
-        timeout=WAIT_MS)
+    wait_page(dashboard, "s.cameras.cam.auto === false && s.cameras.cam.range?.[0] === 20"
+                         " && s.cameras.cam.range?.[1] === 60")
     labels = panel.locator(".scale-labels span").all_inner_texts()
     assert labels[0] == "60.0" and labels[-1] == "20.0", labels
     panel.locator("input.auto").check()
-    dashboard.wait_for_function(
-        "() => { const c = window.sensorlink.cameras.cam;"
-        " return c.auto === true && c.range[1] !== 60; }", timeout=WAIT_MS)
+    wait_page(dashboard, "s.cameras.cam.auto === true && s.cameras.cam.range?.[1] !== 60")
     assert hook(dashboard, "control_errors") == []
 
 
@@ -256,14 +236,11 @@ def test_record_from_the_page_then_replay_it(dashboard: Any, new_page: Any,
     button = dashboard.get_by_test_id("record")
     assert button.inner_text() == "● Record"
     button.click()
-    dashboard.wait_for_function(
-        "() => window.sensorlink.status?.recording?.active === true", timeout=WAIT_MS)
+    wait_page(dashboard, "s.status?.recording?.active === true")
     assert button.inner_text() == "■ Stop recording"
-    dashboard.wait_for_function(
-        "() => window.sensorlink.status.recording.samples > 300", timeout=WAIT_MS)
+    wait_page(dashboard, "s.status?.recording?.samples > 300")
     button.click()
-    dashboard.wait_for_function(
-        "() => window.sensorlink.status.recording.active === false", timeout=WAIT_MS)
+    wait_page(dashboard, "s.status?.recording?.active === false")
     assert button.inner_text() == "● Record"
     path = service.workdir / hook(dashboard, "status.recording.path")
     assert path.is_file() and path.stat().st_size > 0
@@ -272,36 +249,29 @@ def test_record_from_the_page_then_replay_it(dashboard: Any, new_page: Any,
                             "--token", TOKEN], service.workdir / "replay")
     try:
         page = new_page(replay.url)
-        page.wait_for_function("() => window.sensorlink.state === 'live' && "
-                               "window.sensorlink.cameras.cam?.frames > 0", timeout=WAIT_MS)
+        wait_page(page, "s.state === 'live' && s.cameras.cam?.frames > 0")
         assert hook(page, "replay") is True
         assert page.get_by_test_id("replay-bar").is_visible()
         assert not page.get_by_test_id("record").is_visible()
         # The recording holds what was live: the same hot spot at the same pixel.
         assert hook(page, "cameras.cam.max_at") == {"px": HOT_PX, "py": HOT_PY}
         play = page.get_by_test_id("replay-play")
-        page.wait_for_function("() => window.sensorlink.status?.replay?.paused === false",
-                               timeout=WAIT_MS)
+        wait_page(page, "s.status?.replay?.paused === false")
         play.click()
-        page.wait_for_function("() => window.sensorlink.status.replay.paused === true",
-                               timeout=WAIT_MS)
+        wait_page(page, "s.status?.replay?.paused === true")
         assert play.inner_text() == "▶ Play"
         # Seek while paused: the position lands where the timeline was dropped.
         page.get_by_test_id("replay-timeline").evaluate(
             "(el) => { el.value = '1'; el.dispatchEvent(new Event('input')); "
             "el.dispatchEvent(new Event('change')); }")
-        page.wait_for_function(
-            "() => Math.abs(window.sensorlink.status.replay.position_s - 1) < 0.15", timeout=WAIT_MS)
+        wait_page(page, "Math.abs(s.status?.replay?.position_s - 1) < 0.15")
         assert page.locator(".replay-bar input.loop").is_checked()
         page.locator(".replay-bar input.loop").uncheck()
-        page.wait_for_function("() => window.sensorlink.status.replay.loop === false",
-                               timeout=WAIT_MS)
+        wait_page(page, "s.status?.replay?.loop === false")
         page.locator(".replay-bar select.speed").select_option("2")
-        page.wait_for_function("() => window.sensorlink.status.replay.speed === 2",
-                               timeout=WAIT_MS)
+        wait_page(page, "s.status?.replay?.speed === 2")
         play.click()
-        page.wait_for_function("() => window.sensorlink.status.replay.paused === false",
-                               timeout=WAIT_MS)
+        wait_page(page, "s.status?.replay?.paused === false")
         assert hook(page, "control_errors") == []
         page.screenshot(path=str(ARTIFACTS / "dashboard-replay.png"), full_page=True)
     finally:
@@ -331,8 +301,7 @@ def test_the_page_checks_messages_against_the_served_schemas(dashboard: Any) -> 
 
 def test_a_viewer_token_may_look_but_not_steer(new_page: Any, service: RunningService) -> None:
     page = new_page(service.url_with(VIEWER_TOKEN))
-    page.wait_for_function("() => window.sensorlink.state === 'live' && "
-                           "window.sensorlink.counts.readings > 0", timeout=WAIT_MS)
+    wait_page(page, "s.state === 'live' && s.counts.readings > 0")
     assert hook(page, "role") == "viewer"
     assert page.get_by_test_id("role").inner_text().lower() == "viewer"
     assert page.get_by_role("button", name="Follow DOA").is_disabled()
@@ -359,7 +328,7 @@ def test_a_wrong_token_is_refused_visibly(new_page: Any, service: RunningService
     # The banner takes the right token and connects with it.
     page.locator("#token-input").fill(TOKEN)
     page.get_by_role("button", name="Connect").click()
-    page.wait_for_function("() => window.sensorlink.state === 'live'", timeout=WAIT_MS)
+    wait_page(page, "s.state === 'live'")
     assert not banner.is_visible()
     assert page.evaluate("() => location.hash") == f"#token={TOKEN}"
 
@@ -369,18 +338,19 @@ def test_reconnects_by_itself_when_the_service_restarts(new_page: Any, tmp_path:
     second = None
     try:
         page = new_page(first.url)
-        page.wait_for_function("() => window.sensorlink.state === 'live'", timeout=WAIT_MS)
+        wait_page(page, "s.state === 'live'")
+        seen_live = len(hook(page, "states"))
         first.stop()
-        page.wait_for_function("() => window.sensorlink.state === 'reconnecting'", timeout=WAIT_MS)
-        assert page.get_by_test_id("conn-state").inner_text() == "Reconnecting"
+        # What the pill showed, from the page's own record: the pill itself moves on from
+        # "Reconnecting" to "Connecting…" when the retry timer fires, whenever that is.
+        wait_page(page, "s.states.slice(arg).some((e) => e.state === 'reconnecting')", seen_live)
         second = start_service(tmp_path / "second", port=first.port)
         readings = hook(page, "counts.readings")
-        page.wait_for_function(
-            f"() => window.sensorlink.state === 'live' && "
-            f"window.sensorlink.counts.readings > {readings}", timeout=WAIT_MS)
-        page.wait_for_function("() => window.sensorlink.cameras.cam.video.width > 0",
-                               timeout=WAIT_MS)
-        assert page.get_by_test_id("conn-state").inner_text() == "Live"
+        wait_page(page, "s.state === 'live' && s.counts.readings > arg", readings)
+        wait_page(page, "s.cameras.cam?.video.width > 0")
+        shown = [e["label"] for e in hook(page, "states")[seen_live:]]
+        assert "Reconnecting" in shown and shown[-1] == "Live", shown
+        assert "Live" not in shown[:shown.index("Reconnecting")], shown  # no "Live" while down
     finally:
         first.stop()
         if second is not None:

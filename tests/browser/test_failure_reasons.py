@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from dashboard_support import RunningService
+from dashboard_support import RunningService, wait_page
 from offer_tampering import only_unsendable_codec, rewrite_offer, wrong_fingerprint
 
 WAIT_MS = 60_000
@@ -42,9 +42,7 @@ def open_with_changed_offers(new_page: Any, url: str, change: Callable[[str], st
 
 def shown_failure(page: Any, pattern: str) -> str:
     """Wait until the status panel's "Last failure" matches; return what it says."""
-    page.wait_for_function(
-        "(pattern) => window.sensorlink && new RegExp(pattern).test(window.sensorlink.failure ?? '')",
-        arg=pattern, timeout=WAIT_MS)
+    wait_page(page, "new RegExp(arg).test(s.failure ?? '')", pattern, timeout=WAIT_MS)
     shown = page.get_by_test_id("link-failure")
     assert shown.is_visible()
     text = shown.inner_text()
@@ -65,9 +63,8 @@ def test_a_fingerprint_mismatch_is_shown_with_the_services_reason(
                      f"{said}", service.log.read_text(errors="replace")), text
     assert page.evaluate("() => window.sensorlink.counts.readings") == 0
     # It keeps trying (a middlebox may go away) and says why each time, never "Live".
-    page.wait_for_function("() => ['reconnecting', 'connecting', 'authenticating', 'negotiating',"
-                           " 'answering', 'connecting-media'].includes(window.sensorlink.state)",
-                           timeout=WAIT_MS)
+    wait_page(page, "['reconnecting', 'connecting', 'authenticating', 'negotiating', 'answering',"
+                    " 'connecting-media'].includes(s.state)", timeout=WAIT_MS)
 
 
 def test_an_offer_the_service_cannot_answer_is_shown_with_the_codec(

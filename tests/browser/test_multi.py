@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dashboard_support import RunningService
+from dashboard_support import RunningService, element_text, wait_page
 from multi_support import (
     SENSORS_A,
     SENSORS_B,
@@ -54,11 +54,9 @@ def sensor_names(page: Any) -> set[str]:
 def wait_live_with(page: Any, sensors: set[str]) -> None:
     """Live, showing exactly ``sensors``, with readings of the probes among them arriving."""
     probes = next(name for name in sensors if name.endswith("probes"))
-    page.wait_for_function(
-        "([names, probes]) => { const s = window.sensorlink;"
-        " return s.state === 'live' && s.sensors.map((x) => x.name).sort().join() === names"
-        " && (s.probes[probes]?.points ?? 0) > 5; }",
-        arg=[",".join(sorted(sensors)), probes], timeout=WAIT_MS)
+    wait_page(page, "s.state === 'live' && s.sensors.map((x) => x.name).sort().join() === arg[0]"
+                    " && (s.probes[arg[1]]?.points ?? 0) > 5",
+              [",".join(sorted(sensors)), probes], timeout=WAIT_MS)
 
 
 # -- the hello: what each role learns about the links -------------------------------------
@@ -186,12 +184,10 @@ def test_switching_to_another_service_shows_its_sensors(new_page: Any, services:
     selector.select_option("press-2")
     wait_live_with(page, B_SENSORS)
     # B's panels, not A's: its camera's video plays at B's size, its probes have B's channels.
-    page.wait_for_function("() => window.sensorlink.cameras['b-cam']?.video?.width > 0",
-                           timeout=WAIT_MS)
+    wait_page(page, "s.cameras['b-cam']?.video?.width > 0")
     assert page.locator(".panel.thermal").evaluate_all("ps => ps.map((p) => p.dataset.sensor)") \
         == ["b-cam"]
-    page.wait_for_function("() => window.sensorlink.probes['b-probes'].streams.length === 3",
-                           timeout=WAIT_MS)
+    wait_page(page, "s.probes['b-probes']?.streams.length === 3")
     assert hook(page, "role") == "viewer"   # the link carries B's viewer token
     assert hook(page, "path")["text"] == "direct · press-2"
     assert page.get_by_test_id("path").inner_text() == "direct · press-2"
@@ -247,29 +243,20 @@ def test_exports_show_the_mqtt_broker_state(new_page: Any, services: Any,
     page = new_page(a.url_with(TOKEN_A))
     wait_live_with(page, A_SENSORS)
     state = page.get_by_test_id("export-state-mqtt")
-    page.wait_for_function(
-        "() => { const x = window.sensorlink.status?.exports?.[0];"
-        " return x && x.state === 'connected' && x.sent > 0; }", timeout=WAIT_MS)
+    wait_page(page, "s.status?.exports?.[0]?.state === 'connected' && s.status.exports[0].sent > 0")
     state.wait_for(state="visible", timeout=WAIT_MS)
-    page.wait_for_function(
-        "() => document.querySelector(\"[data-testid='export-state-mqtt']\").textContent === 'connected'",
-        timeout=WAIT_MS)
+    wait_page(page, f"{element_text('export-state-mqtt')} === 'connected'")
     assert f"127.0.0.1:{broker.port}" in page.locator("tr[data-export=mqtt]").inner_text()
     broker.stop()
     try:
         # Readings pile up in the exporter's queue while the broker is away, on the page too.
-        page.wait_for_function(
-            "() => { const q = document.querySelector(\"[data-testid='export-queued-mqtt']\");"
-            " const s = document.querySelector(\"[data-testid='export-state-mqtt']\");"
-            " return s.textContent !== 'connected' && Number(q.textContent.replace(/\\D/g, '')) > 0; }",
-            timeout=WAIT_MS)
+        wait_page(page, f"{element_text('export-state-mqtt')} !== 'connected'"
+                        f" && Number({element_text('export-queued-mqtt')}?.replace(/\\D/g, '')) > 0")
         assert state.inner_text() in ("connecting", "disconnected")
         assert page.get_by_test_id("export-dropped-mqtt").inner_text() == "0"
     finally:
         broker.start()
-    page.wait_for_function(
-        "() => document.querySelector(\"[data-testid='export-state-mqtt']\").textContent === 'connected'",
-        timeout=WAIT_MS)
+    wait_page(page, f"{element_text('export-state-mqtt')} === 'connected'")
     # Readings keep flowing to the page all along: the broker never touches the live stream.
     assert hook(page, "state") == "live"
 
@@ -312,14 +299,10 @@ def test_janus_room_in_the_browser(tmp_path: Path, new_page: Any) -> None:
         assert page.get_by_test_id("link-path").inner_text() == f"via Janus room {ROOM} · hall A"
         # Video through Janus' RTP relay; exact °C frames, readings and status through its one
         # relayed data channel.
-        page.wait_for_function(
-            "() => { const c = window.sensorlink.cameras['a-cam'];"
-            " return c && c.video.width > 0 && window.sensorlink.counts.video_frames > 5"
-            " && window.sensorlink.counts.frames > 2; }", timeout=WAIT_MS * 2)
+        wait_page(page, "s.cameras['a-cam']?.video.width > 0 && s.counts.video_frames > 5"
+                        " && s.counts.frames > 2", timeout=WAIT_MS * 2)
         # The status panel shows the service's own export: the publisher feeding this room.
-        page.wait_for_function(
-            "() => document.querySelector(\"[data-testid='export-state-janus']\")?.textContent"
-            " === 'connected'", timeout=WAIT_MS)
+        wait_page(page, f"{element_text('export-state-janus')} === 'connected'")
         assert f"/{ROOM}" in page.locator("tr[data-export=janus]").inner_text()
         assert hook(page, "role") == "viewer"   # a room is one-way: no controls
         assert not page.get_by_test_id("record").is_visible()

@@ -21,9 +21,9 @@ from sensorlink_drivers.simulated.probes import SimulatedProbes
 from sensorlink_drivers.simulated.thermal import SimulatedThermalCamera
 
 from sensorlink.hub import Hub
-from sensorlink.recorder import Recorder
-from sensorlink.recording import Recording
-from sensorlink.runner import DriverRunner
+from sensorlink.recording.recorder import Recorder
+from sensorlink.recording.reader import Recording
+from sensorlink.sources.runner import DriverRunner
 from sensorlink.samples import AudioBlock, Reading, ThermalFrame
 
 

@@ -26,9 +26,9 @@ import websockets
 
 from bench.measure import CpuWindow, cpu_seconds, percentile, rss_bytes
 from bench.serve import TOKEN
-from sensorlink.peer import enlarge_receive_buffers
-from sensorlink.viewer import Viewer, connected_viewer
-from sensorlink.wire import FrameAssembler
+from sensorlink.webrtc.peer import enlarge_receive_buffers
+from sensorlink.webrtc.viewer import Viewer, connected_viewer
+from sensorlink.webrtc.wire import FrameAssembler
 
 REPO = Path(__file__).resolve().parent.parent
 _URL_RE = re.compile(r"Dashboard: (\S+)")
@@ -109,7 +109,7 @@ class Tally:
         self._last: dict[str, int] = {}
 
     def rows(self, rows: list[Any], received_ns: int) -> None:
-        # The same per-row work as sensorlink.viewer.Viewer, so both transports pay it.
+        # The same per-row work as sensorlink.webrtc.viewer.Viewer, so both transports pay it.
         self.readings += len(rows)
         for stream, seq, *_ in rows:
             last = self._last.get(stream)
@@ -132,7 +132,7 @@ class Tally:
 async def webrtc_receiver(server: ServerProc, *, latency: bool = False,
                           validate: bool = False, tune: bool = True) -> AsyncIterator[Tally]:
     """sensorlink's own Viewer as the remote peer. ``tune`` gives its UDP sockets the receive
-    buffer the service asks for (sensorlink.peer.enlarge_receive_buffers): a browser's native
+    buffer the service asks for (sensorlink.webrtc.peer.enlarge_receive_buffers): a browser's native
     SCTP stack drains its socket far faster than a Python receiver, which otherwise loses
     datagrams at full rate and measures its own overflow instead of the service."""
     tally = Tally(latency)

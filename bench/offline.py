@@ -17,11 +17,11 @@ from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
 
 from sensorlink import colormap
-from sensorlink.directional import RESPEAKER_4MIC, DirectionFinder, gcc_phat_delay
+from sensorlink.analysis.directional import RESPEAKER_4MIC, DirectionFinder, gcc_phat_delay
 from sensorlink.hub import Hub
-from sensorlink.media import VIDEO_CLOCK, Beamformer, CameraView
+from sensorlink.webrtc.media import VIDEO_CLOCK, Beamformer, CameraView
 from sensorlink.samples import AudioBlock, SensorInfo, ThermalFrame
-from sensorlink.wire import encode_frame
+from sensorlink.webrtc.wire import encode_frame
 
 #: (width, height, camera rate): MLX90640 at 8 Hz, Lepton 3.x at ~9 Hz, P2 Pro / TC001 at 25 fps
 CAMERAS = ((32, 24, 8.0), (160, 120, 9.0), (256, 192, 25.0))
@@ -52,8 +52,8 @@ def thermal_pipeline(width: int, height: int, rate_hz: float, *, seconds: float)
     """Per frame: colour-map + upscale (once per camera frame) and conversion + encode (per viewer,
     at the view's steady output rate), for our yuv420p path vs the RGB path it replaced (render
     RGB, let the encoder convert), both timed here on the same frames."""
-    from sensorlink.media import render_yuv420
-    from sensorlink.peer import FRAMES_MAX_HZ
+    from sensorlink.webrtc.media import render_yuv420
+    from sensorlink.webrtc.peer import FRAMES_MAX_HZ
 
     info = SensorInfo("cam", "thermal", "bench", {"width": width, "height": height, "rate_hz": rate_hz})
     view = CameraView(Hub(), info)  # not started: only its sizes and output rate are used

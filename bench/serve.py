@@ -29,7 +29,7 @@ from sensorlink.config import SensorConfig, ServiceConfig
 from sensorlink.hub import Hub
 from sensorlink.samples import Reading, SensorInfo, ThermalFrame
 from sensorlink.service import Service, build_runners
-from sensorlink.wire import encode_frame, encode_readings
+from sensorlink.webrtc.wire import encode_frame, encode_readings
 
 TOKEN = "bench-token"
 BLAST_STREAMS = 10

@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass, field
 
 from sensorlink.samples import Reading, Sample, SensorInfo
-from sensorlink.serial_transport import Chunk, SerialDriver
+from sensorlink.sources.serial_transport import Chunk, SerialDriver
 
 MAX_LINE = 128
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")

@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from sensorlink.samples import Reading, Sample, SensorInfo, ThermalFrame
-from sensorlink.serial_transport import Chunk, SerialDriver
+from sensorlink.sources.serial_transport import Chunk, SerialDriver
 
 WIDTH, HEIGHT = 32, 24
 PIXELS = WIDTH * HEIGHT

@@ -5,7 +5,7 @@ Profiles (channel maps and geometry):
 
 * **ReSpeaker USB 4-mic array** (respeaker/usb_4_mic_array), 16 kHz, 6-channel firmware:
   ch0 the firmware's processed (beamformed, noise-suppressed) audio, ch1-4 the raw microphones
-  on a 32 mm-radius square (:data:`sensorlink.directional.RESPEAKER_4MIC`), ch5 the playback
+  on a 32 mm-radius square (:data:`sensorlink.analysis.directional.RESPEAKER_4MIC`), ch5 the playback
   loopback.
 * **ReSpeaker 6-mic circular array HAT** (two AC108 ADCs, seeed-voicecard): 8 channels, ch0-5
   the microphones on a circle of 46.3 mm radius, ch6-7 the playback echo reference. Microphone 1
@@ -24,9 +24,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sensorlink.directional import RESPEAKER_4MIC, circle_geometry
+from sensorlink.analysis.directional import RESPEAKER_4MIC, circle_geometry
 from sensorlink.errors import DriverError, ProtocolError
-from sensorlink.microphone import ArrayGeometry, MicrophoneArrayDriver
+from sensorlink.sources.microphone import ArrayGeometry, MicrophoneArrayDriver
 from sensorlink_drivers.av_capture import AvCapture
 
 RESPEAKER_6MIC = circle_geometry(6, 0.0463, start_deg=120.0)

@@ -14,7 +14,7 @@ from _harness import run
 
 from sensorlink.config import build_options, load_config
 from sensorlink.errors import ConfigError
-from sensorlink.registry import load_driver
+from sensorlink.sources.registry import load_driver
 
 FD, PATH = tempfile.mkstemp(suffix=".toml", prefix="fuzz-config-")
 os.close(FD)

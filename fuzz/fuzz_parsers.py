@@ -23,7 +23,7 @@ from sensorlink_drivers import (
 )
 
 from sensorlink.errors import ProtocolError
-from sensorlink.serial_transport import Chunk
+from sensorlink.sources.serial_transport import Chunk
 
 CHUNK = Chunk(b"", 1, 2)
 GY = gy_mcu90640.GyMcu90640("cam")

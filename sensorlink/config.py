@@ -72,7 +72,7 @@ class ServiceConfig:
 
 @dataclass(frozen=True)
 class MqttConfig:
-    """``[mqtt]``: export readings and sensor status to a broker (see sensorlink.mqtt_export)."""
+    """``[mqtt]``: export readings and sensor status to a broker (see sensorlink.bridges.mqtt)."""
 
     host: str
     port: int | None = None            # 1883, or 8883 with tls

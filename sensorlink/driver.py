@@ -2,7 +2,7 @@
 
 A driver is an async source with a lifecycle: :meth:`Driver.open`, then :meth:`Driver.read`
 until the device goes away, then :meth:`Driver.close`. It never touches the hub and never
-sleeps to retry: :class:`sensorlink.runner.DriverRunner` owns state, backoff and publishing.
+sleeps to retry: :class:`sensorlink.sources.runner.DriverRunner` owns state, backoff and publishing.
 Protocol work belongs in a pure parser (bytes in, samples out) that the driver wraps.
 
 Options are a frozen dataclass (``Driver.Options``); :func:`sensorlink.config.build_options`

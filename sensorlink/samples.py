@@ -3,7 +3,7 @@
 Every sample carries ``seq`` (contiguous per stream), ``t_mono_ns`` (monotonic clock, for
 intervals) and ``t_wall_ns`` (wall clock, for people and for latency across machines), both
 taken when the bytes arrived. ``to_msgpack``/``from_msgpack`` give the full record (used by the
-recorder); the compact wire forms the dashboard receives live in :mod:`sensorlink.wire`.
+recorder); the compact wire forms the dashboard receives live in :mod:`sensorlink.webrtc.wire`.
 """
 
 from __future__ import annotations

@@ -30,15 +30,15 @@ from sensorlink.config import (
     redact_secrets,
 )
 from sensorlink.errors import ConfigError, ControlError
-from sensorlink.fanout import ReadingsFanout
+from sensorlink.webrtc.fanout import ReadingsFanout
 from sensorlink.hub import Hub
-from sensorlink.ice import ice_servers_for_browser, is_loopback, restrict_host_candidates_to_loopback
-from sensorlink.media import Beamformer, CameraView
-from sensorlink.peer import ViewerSession
-from sensorlink.registry import load_driver
-from sensorlink.runner import DriverRunner
-from sensorlink.signaling import SignalingServer, constant_time_equal
-from sensorlink.wire import CHANNELS
+from sensorlink.webrtc.ice import ice_servers_for_browser, is_loopback, restrict_host_candidates_to_loopback
+from sensorlink.webrtc.media import Beamformer, CameraView
+from sensorlink.webrtc.peer import ViewerSession
+from sensorlink.sources.registry import load_driver
+from sensorlink.sources.runner import DriverRunner
+from sensorlink.webrtc.signaling import SignalingServer, constant_time_equal
+from sensorlink.webrtc.wire import CHANNELS
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class Service:
         except OSError:
             pass
         if config.mqtt is not None:
-            from sensorlink.mqtt_export import MqttExporter
+            from sensorlink.bridges.mqtt import MqttExporter
 
             service.exporters.append(MqttExporter(service.hub, config.mqtt))
         return service
@@ -109,7 +109,7 @@ class Service:
             # Nothing listens beyond loopback unless configured: ICE included.
             restrict_host_candidates_to_loopback()
         if self.replay_path is not None:
-            from sensorlink.replay import ReplaySource
+            from sensorlink.recording.replay import ReplaySource
 
             self.replay = ReplaySource(self.hub, self.replay_path, **self.replay_options)
             await self.replay.start()
@@ -246,7 +246,7 @@ class Service:
     async def start_recording(self) -> None:
         if self.recorder is not None and self.recorder.active:
             return
-        from sensorlink.recorder import Recorder
+        from sensorlink.recording.recorder import Recorder
 
         directory = self.record_dir or "recordings"
         session = {"version": sensorlink.__version__, "host": socket.gethostname(),

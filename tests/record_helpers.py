@@ -20,8 +20,8 @@ from sensorlink_drivers.simulated.probes import SimulatedProbes
 from sensorlink_drivers.simulated.thermal import SimulatedThermalCamera
 
 from sensorlink.hub import Hub
-from sensorlink.recorder import Recorder
-from sensorlink.runner import DriverRunner
+from sensorlink.recording.recorder import Recorder
+from sensorlink.sources.runner import DriverRunner
 from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
 
 SAMPLE_TYPES = (ThermalFrame, AudioBlock, Reading)

@@ -11,8 +11,8 @@ from typing import Any, Self
 from sensorlink.config import build_options
 from sensorlink.driver import Driver
 from sensorlink.hub import Hub, Subscription
-from sensorlink.registry import load_driver
-from sensorlink.runner import Backoff, DriverRunner
+from sensorlink.sources.registry import load_driver
+from sensorlink.sources.runner import Backoff, DriverRunner
 from sensorlink.status import SensorStatus
 
 DATA = Path(__file__).resolve().parent / "data" / "serial"

@@ -23,12 +23,12 @@ import av
 
 from pathlib import Path
 
-from sensorlink.encoding import SharedVideoEncoder
+from sensorlink.webrtc.encoding import SharedVideoEncoder
 from sensorlink.hub import Hub
-from sensorlink.media import CameraView
+from sensorlink.webrtc.media import CameraView
 from sensorlink.offload import SerialOffload
-from sensorlink.recorder import Recorder
-from sensorlink.recording import Recording
+from sensorlink.recording.recorder import Recorder
+from sensorlink.recording.reader import Recording
 from sensorlink.samples import SensorInfo
 from support import wait_for
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from support import wait_for
 
-from sensorlink.viewer import connected_viewer
+from sensorlink.webrtc.viewer import connected_viewer
 
 
 def sensorlink(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -93,7 +93,7 @@ async def test_view_records_what_it_receives_and_the_file_replays(service_proces
     text = json.dumps(report)
     assert "bearing-probes" in text and "machine-cam" in text and "spindle-mic" in text
     assert summary["readings"] > 0
-    from sensorlink.recording import open_recording
+    from sensorlink.recording.reader import open_recording
 
     from sensorlink.samples import Reading, ThermalFrame
 

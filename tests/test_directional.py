@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sensorlink.directional import (RESPEAKER_4MIC, DirectionFinder, angle_difference,
+from sensorlink.analysis.directional import (RESPEAKER_4MIC, DirectionFinder, angle_difference,
                                     circle_geometry, dbfs, gcc_phat_delay, steer)
 from sensorlink.samples import AudioBlock, Reading
 from sensorlink_drivers.simulated.microphone import MicrophoneOptions, SimulatedMicrophoneArray
@@ -46,7 +46,7 @@ def test_six_mic_circle_also_finds_the_direction() -> None:
     source = rng.normal(size=8192)
     spectrum = np.fft.rfft(source)
     freqs = np.fft.rfftfreq(len(source), 1 / RATE)
-    from sensorlink.directional import arrival_advance_s
+    from sensorlink.analysis.directional import arrival_advance_s
     advance = arrival_advance_s(np.asarray(positions), 200.0)
     pcm = np.stack([np.fft.irfft(spectrum * np.exp(2j * np.pi * freqs * a), n=len(source))
                     for a in advance], axis=1)

@@ -18,9 +18,9 @@ from tracks_support import (CAMERAS, LOUDER_DB, MICROPHONES, json_line_where, se
                             sensors_toml)
 
 from sensorlink.config import ServiceConfig
-from sensorlink.ice import bundle_as_offered, offered_bundle
+from sensorlink.webrtc.ice import bundle_as_offered, offered_bundle
 from sensorlink.service import Service
-from sensorlink.viewer import Viewer, connected_viewer
+from sensorlink.webrtc.viewer import Viewer, connected_viewer
 
 TOKEN = "every-track-token"
 SILENCE_DBFS = -60.0

@@ -30,7 +30,7 @@ from support import STILL_SENSORS, wait_for
 from test_security import OPERATOR as TOKEN
 from test_security import PROBES, dashboard_url, start_service, ws_url
 
-from sensorlink import signaling
+from sensorlink.webrtc import signaling
 from sensorlink.service import Service
 
 

@@ -6,10 +6,10 @@ import asyncio
 
 from support import wait_for
 
-from sensorlink.fanout import ReadingsFanout
+from sensorlink.webrtc.fanout import ReadingsFanout
 from sensorlink.hub import Hub
 from sensorlink.samples import Reading
-from sensorlink.wire import decode_message
+from sensorlink.webrtc.wire import decode_message
 
 
 def reading(seq: int) -> Reading:

@@ -37,15 +37,15 @@ from sensorlink_drivers.mic_array import BlockBuffer, pcm_from_array
 from support import STILL_SENSORS, wait_for
 
 from sensorlink.config import ServiceConfig, build_options, load_config, parse_config
-from sensorlink.control import ControlHandler
+from sensorlink.webrtc.control import ControlHandler
 from sensorlink.errors import ConfigError, ProtocolError
-from sensorlink.registry import load_driver
+from sensorlink.sources.registry import load_driver
 from sensorlink.samples import Reading, ThermalFrame
-from sensorlink.serial_transport import Chunk
+from sensorlink.sources.serial_transport import Chunk
 from sensorlink.service import Service
-from sensorlink.signaling import AuthThrottle
-from sensorlink.viewer import connected_viewer
-from sensorlink.wire import MAX_SIGNALING_BYTES, branch_types, validate
+from sensorlink.webrtc.signaling import AuthThrottle
+from sensorlink.webrtc.viewer import connected_viewer
+from sensorlink.webrtc.wire import MAX_SIGNALING_BYTES, branch_types, validate
 
 OPERATOR = "fuzz-operator-token"
 VIEWER = "fuzz-viewer-token"

@@ -3,7 +3,7 @@
 webrtcbin (Debian's GStreamer 1.22, libnice, libsrtp, OpenSSL) is neither aiortc nor Chromium:
 it runs in a child process under Debian's own Python (tests/gst_webrtc_viewer.py), speaks our
 signaling over the websocket, offers (with BUNDLE, and once without), and decodes VP8, Opus
-and the msgpack readings itself. Before sensorlink.dtls, its RSA certificate ended every
+and the msgpack readings itself. Before sensorlink.webrtc.dtls, its RSA certificate ended every
 handshake with "no shared cipher".
 """
 

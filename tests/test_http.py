@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from sensorlink.signaling import resolve_static, static_roots
+from sensorlink.webrtc.signaling import resolve_static, static_roots
 
 
 async def http_get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:

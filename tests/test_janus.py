@@ -24,7 +24,7 @@ from tracks_support import CAMERAS, LOUDER_DB, MICROPHONES, sensor_configs
 
 from sensorlink.config import SensorConfig, ServiceConfig
 from sensorlink.errors import ConfigError
-from sensorlink.janus import (
+from sensorlink.webrtc.janus import (
     JanusPublisher,
     JanusSession,
     JanusTarget,
@@ -32,7 +32,7 @@ from sensorlink.janus import (
     plugin_data,
 )
 from sensorlink.service import Service
-from sensorlink.wire import validate
+from sensorlink.webrtc.wire import validate
 
 ROOM = 4242
 VIEWERS = 10

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from sensorlink import colormap
-from sensorlink.directional import angle_difference
-from sensorlink.viewer import Refused, Viewer, connected_viewer
+from sensorlink.analysis.directional import angle_difference
+from sensorlink.webrtc.viewer import Refused, Viewer, connected_viewer
 from support import wait_for
 
 OPERATOR = "test-token-123"

@@ -16,13 +16,13 @@ from foxglove_jsonschema import SchemaRejected, decode_message, parse_json_schem
 from mcap.reader import make_reader
 from record_helpers import fingerprint
 
-from sensorlink import mcap_messages as mm
+from sensorlink.recording import messages as mm
 from sensorlink.cli import main as cli
 from sensorlink.errors import RecordingError
 from sensorlink.hub import Hub
-from sensorlink.recording import Recording
-from sensorlink.recovery import recover
-from sensorlink.replay import ReplaySource
+from sensorlink.recording.reader import Recording
+from sensorlink.recording.recovery import recover
+from sensorlink.recording.replay import ReplaySource
 from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
 from sensorlink.status import SensorStatus
 

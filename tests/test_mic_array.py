@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sensorlink.config import build_options
-from sensorlink.directional import RESPEAKER_4MIC, angle_difference, arrival_advance_s
+from sensorlink.analysis.directional import RESPEAKER_4MIC, angle_difference, arrival_advance_s
 from sensorlink.errors import ConfigError, DriverError, ProtocolError
 from sensorlink.hub import Hub, kinds
-from sensorlink.runner import Backoff, DriverRunner
+from sensorlink.sources.runner import Backoff, DriverRunner
 from sensorlink.samples import AudioBlock, Reading
 from sensorlink_drivers.mic_array import (
     RESPEAKER_6MIC, BlockBuffer, GenericArrayOptions, GenericMicArray, ReSpeaker4MicOptions,

@@ -35,8 +35,8 @@ from sensorlink.config import (
 from sensorlink.errors import ConfigError
 from sensorlink.samples import Reading
 from sensorlink.service import Service
-from sensorlink.viewer import connected_viewer
-from sensorlink.wire import schema_dir, validate
+from sensorlink.webrtc.viewer import connected_viewer
+from sensorlink.webrtc.wire import schema_dir, validate
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sensorlink.config import build_options
 from sensorlink.errors import ConfigError, DeviceDisconnected, ProtocolError
 from sensorlink.hub import Hub, kinds
-from sensorlink.runner import Backoff, DriverRunner
+from sensorlink.sources.runner import Backoff, DriverRunner
 from sensorlink.samples import Reading, SensorInfo
 from sensorlink.status import SensorStatus
 from sensorlink_drivers.onewire import (

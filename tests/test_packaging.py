@@ -38,7 +38,7 @@ def test_wheel_contains_drivers_schemas_dashboard_and_entry_points(tmp_path: Pat
     probe = subprocess.run(
         [sys.executable, "-I", "-c",
          "import sys; sys.path.insert(0, sys.argv[1]); "
-         "import sensorlink_drivers.simulated.thermal as t, sensorlink.wire as w, sensorlink.cli; "
+         "import sensorlink_drivers.simulated.thermal as t, sensorlink.webrtc.wire as w, sensorlink.cli; "
          "print(t.__file__); print(w.load_schema('control')['$id'])", str(target)],
         capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert probe.returncode == 0, probe.stderr

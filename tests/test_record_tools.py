@@ -16,7 +16,7 @@ from record_helpers import by_stream, record_session, synthetic_recording
 from sensorlink import colormap
 from sensorlink.cli import main as cli
 from sensorlink.hub import Hub
-from sensorlink.recorder import Recorder
+from sensorlink.recording.recorder import Recorder
 from sensorlink.samples import Reading, ThermalFrame
 
 
@@ -100,7 +100,7 @@ def test_export_csv_window(session, tmp_path):
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     # The window counts from the recording's first message (any channel, status included),
     # not from the first sample.
-    from sensorlink.recording import open_recording
+    from sensorlink.recording.reader import open_recording
 
     with open_recording(session.files[0]) as recording:
         t0 = recording.start_ns

@@ -27,12 +27,12 @@ from record_helpers import (
 )
 from sensorlink.schemas import __file__ as _schemas_init
 
-from sensorlink import mcap_messages as mm
+from sensorlink.recording import messages as mm
 from sensorlink.errors import RecordingError
 from sensorlink.hub import Hub
-from sensorlink.recorder import Recorder
-from sensorlink.recording import Recording
-from sensorlink.runner import DriverRunner
+from sensorlink.recording.recorder import Recorder
+from sensorlink.recording.reader import Recording
+from sensorlink.sources.runner import DriverRunner
 
 SCHEMAS_DIR = Path(_schemas_init).parent
 

@@ -23,9 +23,9 @@ from support import wait_for
 
 from sensorlink.cli import main as cli
 from sensorlink.hub import Hub
-from sensorlink.recorder import Recorder
-from sensorlink.recording import Recording
-from sensorlink.recovery import RECOVERY_METADATA
+from sensorlink.recording.recorder import Recorder
+from sensorlink.recording.reader import Recording
+from sensorlink.recording.recovery import RECOVERY_METADATA
 from sensorlink.samples import Reading, SensorInfo
 
 
@@ -154,7 +154,7 @@ async def test_a_recorder_start_recovers_its_own_cut_files_and_nothing_else(
     live_inode = live.path.stat().st_ino
 
     starting = Recorder(Hub(), folder, session={"test": "start-up"}, recover_cut=True)
-    with caplog.at_level(logging.INFO, logger="sensorlink.recovery"):
+    with caplog.at_level(logging.INFO, logger="sensorlink.recording.recovery"):
         await starting.start()
     try:
         assert [r.path for r in starting.recovered] == [own]

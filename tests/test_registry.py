@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sensorlink.registry import list_drivers, load_driver
+from sensorlink.sources.registry import list_drivers, load_driver
 
 
 def test_builtin_simulated_drivers_are_registered() -> None:

@@ -15,8 +15,8 @@ from sensorlink.schemas import __file__ as _schemas_init
 
 from sensorlink.errors import ControlError
 from sensorlink.hub import Hub
-from sensorlink.recorder import Recorder
-from sensorlink.replay import ReplaySource
+from sensorlink.recording.recorder import Recorder
+from sensorlink.recording.replay import ReplaySource
 from sensorlink.samples import SensorInfo
 
 SCHEMAS_DIR = Path(_schemas_init).parent

@@ -25,10 +25,10 @@ from support import wait_for
 
 from sensorlink.config import ServiceConfig
 from sensorlink.hub import Hub
-from sensorlink.replay import ReplaySource
+from sensorlink.recording.replay import ReplaySource
 from sensorlink.samples import Reading
 from sensorlink.service import Service
-from sensorlink.viewer import connected_viewer
+from sensorlink.webrtc.viewer import connected_viewer
 
 TOKEN = "replay-once-token"
 
@@ -112,7 +112,7 @@ def test_every_sample_is_published_once_whatever_the_controls_do(
 async def test_quick_pause_resume_at_20x_over_webrtc_loses_no_reading(tmp_path: Path) -> None:
     path = tmp_path / "readings.mcap"
     # A minute of log time: about 3 s of play at 20x, so there is time for many cycles at the
-    # rate the service accepts control messages (20/s, see sensorlink.control).
+    # rate the service accepts control messages (20/s, see sensorlink.webrtc.control).
     truth = await synthetic_recording(path, seconds=60.0, rate_hz=5, streams=2)
     expected = Counter((f"{s.sensor}/{s.channel}", s.seq) for s in truth)
     service = Service(ServiceConfig(host="127.0.0.1", port=0, token=TOKEN), source="test",

@@ -2,7 +2,7 @@
 
 Everything runs against a real service on loopback (websockets + aiortc); the only stand-in is
 a control target that records what reached it, used where the test is about the gatekeeper
-(:class:`sensorlink.control.ControlHandler`) and not about what the action does.
+(:class:`sensorlink.webrtc.control.ControlHandler`) and not about what the action does.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from support import self_signed, wait_for
 from test_http import http_get
 
-from sensorlink import signaling
+from sensorlink.webrtc import signaling
 from sensorlink.commands import demo
 from sensorlink.config import SensorConfig, ServiceConfig, parse_config
-from sensorlink.control import VIEWER_ACTIONS, ControlHandler
+from sensorlink.webrtc.control import VIEWER_ACTIONS, ControlHandler
 from sensorlink.errors import SignalingError
-from sensorlink.ice import restrict_host_candidates_to_loopback
+from sensorlink.webrtc.ice import restrict_host_candidates_to_loopback
 from sensorlink.service import Service
-from sensorlink.viewer import Refused, Viewer, connected_viewer
-from sensorlink.wire import branch_types, load_schema
+from sensorlink.webrtc.viewer import Refused, Viewer, connected_viewer
+from sensorlink.webrtc.wire import branch_types, load_schema
 
 OPERATOR = "operator-token-123"
 VIEWER = "viewer-token-456"
@@ -145,7 +145,7 @@ async def test_a_bad_certificate_is_a_config_error_naming_the_field(tmp_path: Pa
 
 async def test_wrong_tokens_are_refused_and_five_lock_the_address_out(service: Service,
                                                                         caplog) -> None:
-    caplog.set_level(logging.INFO, logger="sensorlink.signaling")
+    caplog.set_level(logging.INFO, logger="sensorlink.webrtc.signaling")
     for attempt in range(signaling.FAILED_AUTH_LIMIT):
         reply, code = await auth(ws_url(service), f"wrong-token-{attempt}")
         assert reply["type"] == "refused" and "wrong token" in reply["reason"]
@@ -156,7 +156,7 @@ async def test_wrong_tokens_are_refused_and_five_lock_the_address_out(service: S
     assert code == signaling.REFUSED
     with pytest.raises(Refused, match="too many failed attempts"):
         await Viewer(dashboard_url(service)).run(10)
-    logged = [r.getMessage() for r in caplog.records if r.name == "sensorlink.signaling"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "sensorlink.webrtc.signaling"]
     assert sum("wrong token from 127.0.0.1" in m for m in logged) == signaling.FAILED_AUTH_LIMIT
     assert any("127.0.0.1 locked out" in m for m in logged)
     # The tokens that were tried are not written to the log (a typo is half a password).
@@ -382,7 +382,7 @@ async def test_the_service_on_loopback_offers_only_loopback_ice_candidates() -> 
 
 async def test_recordings_keep_the_config_but_not_its_tokens_or_credentials(tmp_path: Path) -> None:
     from sensorlink.config import load_config
-    from sensorlink.recording import Recording
+    from sensorlink.recording.reader import Recording
 
     secrets = ["operator-secret-8c1f", "viewer-secret-77ab", "turn-secret-d00d"]
     path = tmp_path / "sensorlink.toml"

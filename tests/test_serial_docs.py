@@ -9,7 +9,7 @@ import tomllib
 import pytest
 
 from sensorlink.config import build_options, parse_config
-from sensorlink.registry import load_driver
+from sensorlink.sources.registry import load_driver
 from sensorlink_drivers import ascii_bridge as ab
 
 from support import REPO

@@ -12,7 +12,7 @@ import pytest
 from sensorlink import cli
 from sensorlink.emulators import Faults, create_emulator
 from sensorlink.errors import DeviceDisconnected
-from sensorlink.serial_probe import probe_port
+from sensorlink.sources.serial_probe import probe_port
 
 from support import wait_for
 

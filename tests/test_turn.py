@@ -21,7 +21,7 @@ from support import STILL_SENSORS, wait_for, terminate, wait_until_listening
 from sensorlink.config import IceServer, ServiceConfig, parse_config
 from sensorlink.errors import ConfigError, SignalingError
 from sensorlink.service import Service
-from sensorlink.viewer import Viewer, connected_viewer
+from sensorlink.webrtc.viewer import Viewer, connected_viewer
 
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from sensorlink.errors import DriverError, ProtocolError
 from sensorlink.hub import Hub, kinds
-from sensorlink.runner import Backoff, DriverRunner
+from sensorlink.sources.runner import Backoff, DriverRunner
 from sensorlink.samples import ThermalFrame
 from sensorlink.status import SensorStatus
 from sensorlink_drivers.uvc_thermal import (
@@ -219,7 +219,7 @@ async def test_a_missing_device_is_a_driver_error_naming_it():
 
 
 def test_listing_drivers_does_not_import_pyav():
-    code = ("import sys\nfrom sensorlink.registry import list_drivers\n"
+    code = ("import sys\nfrom sensorlink.sources.registry import list_drivers\n"
             "names = {d.name: d for d in list_drivers()}\n"
             "assert 'av' not in sys.modules, 'av imported'\n"
             "print(sorted(n for n in names if n in ('p2pro', 'tc001', 'lepton', 'ds18b20', "
@@ -238,7 +238,7 @@ def test_every_toml_example_in_the_hardware_doc_builds_its_driver():
     import tomllib
 
     from sensorlink.config import build_options, parse_config
-    from sensorlink.registry import load_driver
+    from sensorlink.sources.registry import load_driver
 
     doc = (Path(__file__).parent.parent / "docs" / "hardware-media.md").read_text()
     blocks = re.findall(r"```toml\n(.*?)```", doc, re.S)

@@ -1,7 +1,7 @@
 """Two cameras and two microphones in one config, in several orders: every track must arrive.
 
 aiortc (1.16) once lost the second track of a kind whenever that kind's first track was not the
-first m-line of the BUNDLE group (see sensorlink.ice.rtc_configuration), so which orders fail
+first m-line of the BUNDLE group (see sensorlink.webrtc.ice.rtc_configuration), so which orders fail
 depends on the kinds' order: each test runs more than one. The sensors differ so that a
 receiver can tell them apart without trusting the mid → sensor map it was given: the cameras
 by their picture size, the microphones by their level (mic-a 18 dB louder than mic-b).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from sensorlink.registry import list_drivers
+from sensorlink.sources.registry import list_drivers
 
 HELP = "list the registered sensor drivers, their sensor kind and whether they can load here"
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from sensorlink import colormap
-from sensorlink import mcap_messages as mm
+from sensorlink.recording import messages as mm
 from sensorlink.errors import ConfigError, RecordingError
-from sensorlink.recording import Recording
+from sensorlink.recording.reader import Recording
 from sensorlink.samples import Reading, ThermalFrame
 
 HELP = "export a recording: readings to CSV, thermal frames to PNG images or an MP4 video"

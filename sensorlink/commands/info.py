@@ -7,7 +7,7 @@ import datetime
 import json
 import sys
 
-from sensorlink.recording import Recording, stream_stats
+from sensorlink.recording.reader import Recording, stream_stats
 
 HELP = "show a recording's streams, durations, counts, gaps in seq, and whether it was cut short"
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from sensorlink.serial_probe import probe_port
+from sensorlink.sources.serial_probe import probe_port
 
 HELP = "try the known serial protocols (GY-MCU90640, ASCII bridge, Modbus RTU) on a port"
 

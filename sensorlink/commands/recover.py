@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sensorlink.recovery import recover
+from sensorlink.recording.recovery import recover
 
 HELP = ("rewrite a recording cut short (no summary, no footer) as a complete, indexed file "
         "that default MCAP readers (make_reader, @mcap/core) open")

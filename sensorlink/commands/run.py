@@ -8,7 +8,7 @@ import dataclasses
 from sensorlink.commands._serving import add_service_arguments, apply_service_arguments
 from sensorlink.config import load_config
 from sensorlink.errors import ConfigError
-from sensorlink.ice import is_loopback
+from sensorlink.webrtc.ice import is_loopback
 from sensorlink.service import Service, run
 
 HELP = "run the sensors listed in a TOML config and serve the dashboard"
@@ -27,7 +27,7 @@ def main(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, service=apply_service_arguments(config.service, args))
     service = Service.from_config(config, record_dir=args.record)
     if args.publish:
-        from sensorlink.janus import JanusPublisher
+        from sensorlink.webrtc.janus import JanusPublisher
 
         if is_loopback(config.service.host):
             # A loopback service offers only 127.0.0.1 to ICE, and Janus never pairs with it.

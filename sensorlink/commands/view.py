@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from sensorlink.viewer import CertificateNotTrusted, Refused, Viewer, tls_context
+from sensorlink.webrtc.viewer import CertificateNotTrusted, Refused, Viewer, tls_context
 
 HELP = "connect like the dashboard and print what arrives (readings, frames, status, media counts)"
 
@@ -74,8 +74,8 @@ async def _view(args: argparse.Namespace) -> int:
 
         import sensorlink
         from sensorlink.hub import Hub
-        from sensorlink.received import ReceivedSamples
-        from sensorlink.recorder import Recorder
+        from sensorlink.webrtc.received import ReceivedSamples
+        from sensorlink.recording.recorder import Recorder
 
         hub = Hub()
         received = ReceivedSamples(hub)

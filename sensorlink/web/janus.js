@@ -3,7 +3,7 @@
 // "janus-protocol"): create a session, attach the videoroom plugin, find the sensorlink publisher
 // with "listparticipants", "join" as a subscriber to its feed, answer Janus' offer, "start".
 //
-// What the room carries is what sensorlink.janus.JanusPublisher puts in it: one video track per
+// What the room carries is what sensorlink.webrtc.janus.JanusPublisher puts in it: one video track per
 // camera and one audio track per microphone beam (each stream's description is its sensor name),
 // and every data message (readings, frames, status) on the one data channel Janus relays to a
 // subscriber. There is no signaling hello: the panels are built from the first status message.

@@ -59,7 +59,7 @@ def test_a_fingerprint_mismatch_is_shown_with_the_services_reason(
     text = shown_failure(page, f"^connection failed: {said}")
     # Chromium's DTLS completed with the service's genuine certificate: the reason came from
     # the service, over signaling, and the service logged it.
-    assert re.search(f"INFO sensorlink.peer: viewer\\d+ \\(127.0.0.1\\): peer connection failed: "
+    assert re.search(f"INFO sensorlink.webrtc.peer: viewer\\d+ \\(127.0.0.1\\): peer connection failed: "
                      f"{said}", service.log.read_text(errors="replace")), text
     assert page.evaluate("() => window.sensorlink.counts.readings") == 0
     # It keeps trying (a middlebox may go away) and says why each time, never "Live".

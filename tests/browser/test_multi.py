@@ -33,7 +33,7 @@ from multi_support import (
 from sensorlink.config import parse_config
 from sensorlink.errors import ConfigError
 from sensorlink.service import Service
-from sensorlink.wire import validate
+from sensorlink.webrtc.wire import validate
 
 pytestmark = pytest.mark.browser
 

@@ -3,7 +3,7 @@ import asyncio, sys, time
 from pathlib import Path
 import numpy as np
 from sensorlink.hub import Hub
-from sensorlink.recorder import Recorder
+from sensorlink.recording.recorder import Recorder
 from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
 from sensorlink.status import SensorStatus
 

@@ -38,13 +38,13 @@ import websockets
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from sensorlink.directional import dbfs
+from sensorlink.analysis.directional import dbfs
 from sensorlink.errors import ConfigError, MessageError, SignalingError
-from sensorlink.ice import rtc_configuration, set_local_answer
-from sensorlink.runner import Backoff
-from sensorlink.fanout import frame_sender, pump, wait_open
-from sensorlink.teardown import close_peer
-from sensorlink.wire import FrameAssembler, decode_message
+from sensorlink.webrtc.ice import rtc_configuration, set_local_answer
+from sensorlink.sources.runner import Backoff
+from sensorlink.webrtc.fanout import frame_sender, pump, wait_open
+from sensorlink.webrtc.teardown import close_peer
+from sensorlink.webrtc.wire import FrameAssembler, decode_message
 
 if TYPE_CHECKING:
     from sensorlink.service import Service
@@ -247,7 +247,7 @@ class JanusPublisher:
             subs: list[Any] = []
             tasks: list[asyncio.Task[Any]] = []
             try:
-                from sensorlink.media import BeamAudioTrack, ThermalVideoTrack
+                from sensorlink.webrtc.media import BeamAudioTrack, ThermalVideoTrack
 
                 streams = []
                 for name, view in service.cameras.items():

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sensorlink.directional import DirectionFinder, dbfs
+from sensorlink.analysis.directional import DirectionFinder, dbfs
 from sensorlink.driver import Driver
 from sensorlink.samples import AudioBlock, Reading, Sample, SensorInfo
 

@@ -20,11 +20,11 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from sensorlink import colormap
-from sensorlink.directional import steer
+from sensorlink.analysis.directional import steer
 from sensorlink.errors import ControlError
 from sensorlink.hub import Hub, Subscription
 from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
-from sensorlink.encoding import SharedAudioEncoder, SharedVideoEncoder
+from sensorlink.webrtc.encoding import SharedAudioEncoder, SharedVideoEncoder
 
 VIDEO_CLOCK = 90_000
 AUDIO_PTIME_S = 0.020

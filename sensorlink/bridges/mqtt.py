@@ -33,7 +33,7 @@ import msgpack
 
 from sensorlink.config import MqttConfig
 from sensorlink.hub import Event, Hub, Subscription
-from sensorlink.runner import Backoff
+from sensorlink.sources.runner import Backoff
 from sensorlink.samples import Reading
 from sensorlink.status import SensorStatus
 

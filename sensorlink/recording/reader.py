@@ -28,7 +28,7 @@ from mcap.reader import SeekingReader
 from mcap.records import Channel, Chunk, Header, Message, Metadata, Schema
 from mcap.stream_reader import breakup_chunk
 
-from sensorlink import mcap_messages as mm
+from sensorlink.recording import messages as mm
 from sensorlink.errors import RecordingError
 from sensorlink.samples import SensorInfo
 

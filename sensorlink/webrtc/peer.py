@@ -1,6 +1,6 @@
 """One viewer's WebRTC peer connection: its media tracks and its four data channels.
 
-Channels are negotiated with fixed ids (sensorlink.wire.CHANNELS) so both ends create them
+Channels are negotiated with fixed ids (sensorlink.webrtc.wire.CHANNELS) so both ends create them
 without in-band setup. All share one SCTP association, so each sender watches its channel's
 buffered amount and leaves room for the others: readings queue in a bounded subscription that
 drops the oldest (and counts it) when this viewer cannot keep up, frames are skipped.
@@ -19,15 +19,15 @@ import msgpack
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcdatachannel import RTCDataChannel
 
-from sensorlink import failures
-from sensorlink.control import ControlHandler
+from sensorlink.webrtc import failures
+from sensorlink.webrtc.control import ControlHandler
 from sensorlink.errors import PeerConnectionFailed, SignalingError
-from sensorlink.ice import rtc_configuration, set_local_answer
-from sensorlink.media import BeamAudioTrack, ThermalVideoTrack
-from sensorlink.encoding import settle_on
-from sensorlink.fanout import frame_sender, pump, wait_open
-from sensorlink.teardown import close_peer
-from sensorlink.wire import CHANNELS
+from sensorlink.webrtc.ice import rtc_configuration, set_local_answer
+from sensorlink.webrtc.media import BeamAudioTrack, ThermalVideoTrack
+from sensorlink.webrtc.encoding import settle_on
+from sensorlink.webrtc.fanout import frame_sender, pump, wait_open
+from sensorlink.webrtc.teardown import close_peer
+from sensorlink.webrtc.wire import CHANNELS
 
 if TYPE_CHECKING:
     from sensorlink.service import Service
@@ -79,7 +79,7 @@ class ViewerSession:
         for channel in self.channels.values():
             channel.bufferedAmountLowThreshold = HIGH_WATER // 4
         self.control = ControlHandler(service, role=role, viewer=self.name)
-        # Batched and encoded once for every viewer (sensorlink.fanout); this is our share.
+        # Batched and encoded once for every viewer (sensorlink.webrtc.fanout); this is our share.
         self.readings_sub = service.readings.open(READINGS_QUEUE)
         self.frame_counts: collections.Counter[str] = collections.Counter()
         self.readings_sent = 0
@@ -88,7 +88,7 @@ class ViewerSession:
         self._unlisten: list[Any] = []
         self._status_wakeup = asyncio.Event()
         self._closed = asyncio.Event()
-        #: why the peer connection failed, once it has (sent to the viewer by sensorlink.signaling)
+        #: why the peer connection failed, once it has (sent to the viewer by sensorlink.webrtc.signaling)
         self.failure: str | None = None
         self._was_connected = False
         self._notes: list[str] = []  # what aiortc/aioice logged about its transports

@@ -17,7 +17,7 @@ from typing import Any
 
 from sensorlink.hub import Hub, Subscription
 from sensorlink.samples import Reading
-from sensorlink.wire import encode_frame, encode_readings
+from sensorlink.webrtc.wire import encode_frame, encode_readings
 
 BATCH = 200            # readings per message at most (~8 KB)
 LINGER_S = 0.002       # when the last message left less than this ago, wait to fill the next

@@ -8,7 +8,7 @@ moment leaves a file readable up to its last complete chunk. Write errors (disk 
 recording, are reported in :meth:`Recorder.status` and never reach the hub.
 
 The file being written is held under an exclusive ``flock``; with ``recover_cut``, a start first
-recovers the cut files an earlier run left in the directory (:mod:`sensorlink.recovery`).
+recovers the cut files an earlier run left in the directory (:mod:`sensorlink.recording.recovery`).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ import mcap
 from mcap.writer import CompressionType, Writer
 
 import sensorlink
-from sensorlink import mcap_messages as mm
+from sensorlink.recording import messages as mm
 from sensorlink.errors import RecordingError
 from sensorlink.hub import Event, Hub, Subscription
-from sensorlink.recovery import Recovered, lock_exclusive, recover_directory
+from sensorlink.recording.recovery import Recovered, lock_exclusive, recover_directory
 from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
 from sensorlink.status import SensorStatus
 

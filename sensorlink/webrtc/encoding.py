@@ -32,7 +32,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from sensorlink.offload import SerialOffload
 
 if TYPE_CHECKING:
-    from sensorlink.media import CameraView
+    from sensorlink.webrtc.media import CameraView
 
 VIDEO_CLOCK = 90_000
 TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)

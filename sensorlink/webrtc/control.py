@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import msgpack
 
 from sensorlink.errors import ControlError, MessageError
-from sensorlink.wire import MAX_CONTROL_BYTES, decode_control, encode_error, encode_reply
+from sensorlink.webrtc.wire import MAX_CONTROL_BYTES, decode_control, encode_error, encode_reply
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from aiortc import (RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCIceTrans
                     RTCPeerConnection, RTCSessionDescription)
 
 from sensorlink.config import IceServer
-from sensorlink.dtls import accept_rsa_peers
+from sensorlink.webrtc.dtls import accept_rsa_peers
 
 _original_get_host_addresses: Any = None
 _original_mdns: Any = None
@@ -77,7 +77,7 @@ def rtc_configuration(servers: list[IceServer], policy: str = "all") -> RTCConfi
     as a peer that does not bundle expects. (max-bundle has the same flaw: the data channels'
     transport, created first, is stopped as "left" although it is the group's transport.)
     """
-    accept_rsa_peers()  # every peer connection we make goes through here (sensorlink.dtls)
+    accept_rsa_peers()  # every peer connection we make goes through here (sensorlink.webrtc.dtls)
     # Always pass a list: RTCConfiguration() alone defaults to a public STUN server.
     return RTCConfiguration(iceServers=[
         RTCIceServer(urls=s.urls, username=s.username, credential=s.credential) for s in servers],

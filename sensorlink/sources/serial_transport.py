@@ -5,7 +5,7 @@ writes its start-up commands, and hands every chunk of bytes to a sans-io parser
 the time the chunk arrived. The parser turns bytes into protocol events and counts what it threw
 away; the driver turns events into Samples. When the port vanishes (USB unplugged, pty closed)
 :meth:`SerialDriver.read` raises :class:`DeviceDisconnected` and
-:class:`sensorlink.runner.DriverRunner` takes over: state "reconnecting", backoff, reopen.
+:class:`sensorlink.sources.runner.DriverRunner` takes over: state "reconnecting", backoff, reopen.
 
 The reader is a thread with a short blocking read rather than ``loop.add_reader`` because pyserial
 URL handlers such as ``loop://`` have no file descriptor to watch.

@@ -28,8 +28,8 @@ from websockets.http11 import Request, Response
 
 import sensorlink
 from sensorlink.errors import MessageError
-from sensorlink.failures import offer_refusal
-from sensorlink.wire import MAX_SIGNALING_BYTES, validate
+from sensorlink.webrtc.failures import offer_refusal
+from sensorlink.webrtc.wire import MAX_SIGNALING_BYTES, validate
 
 if TYPE_CHECKING:
     from sensorlink.service import Service

@@ -14,7 +14,7 @@ a viewer that leaves or reloads just after its offer, measured in tests/test_chu
 
 :func:`close_peer` closes the peer, waits for that task, and stops what it started late. It
 reaches into aiortc's and aioice's private state defensively, like
-:func:`sensorlink.peer.enlarge_receive_buffers`: if an upgrade renames something, a step does
+:func:`sensorlink.webrtc.peer.enlarge_receive_buffers`: if an upgrade renames something, a step does
 nothing and the rest still runs.
 """
 

@@ -24,16 +24,16 @@ import websockets
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from sensorlink import failures
+from sensorlink.webrtc import failures
 from sensorlink.config import IceServer
-from sensorlink.directional import dbfs
+from sensorlink.analysis.directional import dbfs
 from sensorlink.errors import MessageError, PeerConnectionFailed, SignalingError
-from sensorlink.ice import (is_loopback, restrict_bundle, restrict_host_candidates_to_loopback,
+from sensorlink.webrtc.ice import (is_loopback, restrict_bundle, restrict_host_candidates_to_loopback,
                             rtc_configuration)
-from sensorlink.peer import enlarge_receive_buffers
-from sensorlink.runner import Backoff
-from sensorlink.teardown import close_peer
-from sensorlink.wire import FrameAssembler, decode_message, validate
+from sensorlink.webrtc.peer import enlarge_receive_buffers
+from sensorlink.sources.runner import Backoff
+from sensorlink.webrtc.teardown import close_peer
+from sensorlink.webrtc.wire import FrameAssembler, decode_message, validate
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class Viewer:
         self.bundle = bundle
         self.keep_video = keep_video
         self.validate_messages = validate_messages
-        #: optional sensorlink.received.ReceivedSamples: what arrives, as samples (for --record)
+        #: optional sensorlink.webrtc.received.ReceivedSamples: what arrives, as samples (for --record)
         self.received = received
         # For wss:// to a service with a self-signed certificate: a context that trusts it.
         self.ssl = ssl

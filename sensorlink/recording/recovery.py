@@ -2,7 +2,7 @@
 
 A recording cut by a crash, a kill or a power cut has no summary and no footer, and the default
 readers (the ``mcap`` package's ``make_reader``, ``@mcap/core``'s indexed reader, so Foxglove)
-refuse it. :class:`sensorlink.recording.Recording` still reads every complete chunk of it; this
+refuse it. :class:`sensorlink.recording.reader.Recording` still reads every complete chunk of it; this
 module writes those same schemas, channels, metadata and messages (log and publish times,
 sequences, bytes, in file order) through the reference writer into a new file that has a data
 end, a summary with statistics and chunk indexes, and a footer, as ``mcap recover`` does. What
@@ -29,7 +29,7 @@ from mcap.writer import CompressionType, Writer
 
 import sensorlink
 from sensorlink.errors import RecordingError
-from sensorlink.recording import Recording
+from sensorlink.recording.reader import Recording
 
 try:
     import fcntl

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import serial
 
 from sensorlink.errors import DeviceDisconnected
-from sensorlink.serial_transport import open_port
+from sensorlink.sources.serial_transport import open_port
 from sensorlink_drivers import ascii_bridge as ab
 from sensorlink_drivers import gy_mcu90640 as gy
 from sensorlink_drivers import modbus_codec as mb

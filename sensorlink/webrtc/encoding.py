@@ -23,19 +23,28 @@ import asyncio
 import collections
 import fractions
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import av
+import numpy as np
 from aiortc import RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from sensorlink.offload import SerialOffload
 
-if TYPE_CHECKING:
-    from sensorlink.webrtc.media import CameraView
-
 VIDEO_CLOCK = 90_000
 TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
+
+
+class VideoSource(Protocol):
+    """What the shared encoder reads from (a media.CameraView): the picture, its size and rate."""
+
+    sensor: str
+    output_fps: float
+    video_size: tuple[int, int]
+
+    def picture_yuv420(self) -> np.ndarray:
+        """The latest picture as yuv420p planes, one (3/2·H, W) uint8 array."""
 
 
 def settle_on(transceiver: Any, mime_type: str) -> bool:
@@ -112,9 +121,9 @@ class EncodedTrack(MediaStreamTrack):
 
 
 class SharedVideoEncoder:
-    """Encodes a CameraView at its steady output rate while anyone watches."""
+    """Encodes a camera's picture at its steady output rate while anyone watches."""
 
-    def __init__(self, view: CameraView, *, bitrate: int = 500_000,
+    def __init__(self, view: VideoSource, *, bitrate: int = 500_000,
                  keyframe_interval_s: float = 2.0) -> None:
         self.view = view
         self.bitrate = bitrate

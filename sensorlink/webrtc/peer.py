@@ -19,18 +19,18 @@ import msgpack
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcdatachannel import RTCDataChannel
 
+from sensorlink.errors import PeerConnectionFailed, SignalingError
 from sensorlink.webrtc import failures
 from sensorlink.webrtc.control import ControlHandler
-from sensorlink.errors import PeerConnectionFailed, SignalingError
-from sensorlink.webrtc.ice import rtc_configuration, set_local_answer
-from sensorlink.webrtc.media import BeamAudioTrack, ThermalVideoTrack
 from sensorlink.webrtc.encoding import settle_on
 from sensorlink.webrtc.fanout import frame_sender, pump, wait_open
+from sensorlink.webrtc.ice import rtc_configuration, set_local_answer
+from sensorlink.webrtc.media import BeamAudioTrack, ThermalVideoTrack
 from sensorlink.webrtc.teardown import close_peer
 from sensorlink.webrtc.wire import CHANNELS
 
 if TYPE_CHECKING:
-    from sensorlink.service import Service
+    from sensorlink.webrtc.host import ViewerHost
 
 log = logging.getLogger(__name__)
 _viewer_ids = itertools.count(1)
@@ -62,7 +62,7 @@ def enlarge_receive_buffers(pc: RTCPeerConnection, size: int = UDP_RECEIVE_BUFFE
 
 
 class ViewerSession:
-    def __init__(self, service: Service, *, role: str, remote: str = "?") -> None:
+    def __init__(self, service: ViewerHost, *, role: str, remote: str = "?") -> None:
         self.service = service
         self.role = role
         self.name = f"viewer{next(_viewer_ids)}"

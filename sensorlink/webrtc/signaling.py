@@ -28,11 +28,12 @@ from websockets.http11 import Request, Response
 
 import sensorlink
 from sensorlink.errors import MessageError
+from sensorlink.validation import validate
 from sensorlink.webrtc.failures import offer_refusal
-from sensorlink.webrtc.wire import MAX_SIGNALING_BYTES, validate
+from sensorlink.webrtc.wire import MAX_SIGNALING_BYTES
 
 if TYPE_CHECKING:
-    from sensorlink.service import Service
+    from sensorlink.webrtc.host import Session, SignalingHost
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class AuthThrottle:
 
 
 class SignalingServer:
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: SignalingHost) -> None:
         self.service = service
         self.throttle = AuthThrottle()
         self.roots = static_roots()
@@ -233,7 +234,7 @@ class SignalingServer:
             if session is not None:
                 await self._close_session(session, reporter)
 
-    async def _report_failure(self, ws: ServerConnection, session: Any) -> None:
+    async def _report_failure(self, ws: ServerConnection, session: Session) -> None:
         """Tell the viewer why its peer connection failed, while its websocket is still open
         (the session logs it; the viewer decides whether to try again)."""
         await session.closed()
@@ -243,7 +244,7 @@ class SignalingServer:
             except ConnectionClosed:
                 pass
 
-    async def _close_session(self, session: Any, reporter: asyncio.Task[None] | None = None) -> None:
+    async def _close_session(self, session: Session, reporter: asyncio.Task[None] | None = None) -> None:
         try:
             await session.close()
         except Exception as exc:  # noqa: BLE001 (see below)

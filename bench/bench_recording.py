@@ -16,15 +16,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from sensorlink.hub import Hub
+from sensorlink.recording.reader import Recording
+from sensorlink.recording.recorder import Recorder
+from sensorlink.samples import AudioBlock, Reading, ThermalFrame
+from sensorlink.sources.runner import DriverRunner
 from sensorlink_drivers.simulated.microphone import SimulatedMicrophoneArray
 from sensorlink_drivers.simulated.probes import SimulatedProbes
 from sensorlink_drivers.simulated.thermal import SimulatedThermalCamera
-
-from sensorlink.hub import Hub
-from sensorlink.recording.recorder import Recorder
-from sensorlink.recording.reader import Recording
-from sensorlink.sources.runner import DriverRunner
-from sensorlink.samples import AudioBlock, Reading, ThermalFrame
 
 
 async def write_throughput(directory: Path, samples: int = 3000) -> dict[str, float]:

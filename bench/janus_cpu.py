@@ -91,7 +91,7 @@ async def viewers_cpu(proc: subprocess.Popen[bytes], make_viewer: Callable[[], A
 async def path_cpu(tmp: Path, janus_url: str | None, counts: tuple[int, ...], warmup: float,
                    seconds: float) -> dict[int, float]:
     """Direct viewers (janus_url None) or subscribers in the Janus room the service publishes to."""
-    from sensorlink.webrtc.janus import JanusViewer
+    from sensorlink.webrtc.janus_viewer import JanusViewer
     from sensorlink.webrtc.viewer import Viewer
 
     proc, url = await run_service(tmp, janus_url)

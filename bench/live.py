@@ -24,11 +24,12 @@ from typing import Any
 import msgpack
 import websockets
 
-from bench.measure import CpuWindow, cpu_seconds, percentile, rss_bytes
-from bench.serve import TOKEN
 from sensorlink.webrtc.peer import enlarge_receive_buffers
 from sensorlink.webrtc.viewer import Viewer, connected_viewer
 from sensorlink.webrtc.wire import FrameAssembler
+
+from bench.measure import CpuWindow, cpu_seconds, percentile, rss_bytes
+from bench.serve import TOKEN
 
 REPO = Path(__file__).resolve().parent.parent
 _URL_RE = re.compile(r"Dashboard: (\S+)")

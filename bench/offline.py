@@ -19,8 +19,8 @@ from aiortc.codecs.vpx import Vp8Encoder
 from sensorlink import colormap
 from sensorlink.analysis.directional import RESPEAKER_4MIC, DirectionFinder, gcc_phat_delay
 from sensorlink.hub import Hub
-from sensorlink.webrtc.media import VIDEO_CLOCK, Beamformer, CameraView
 from sensorlink.samples import AudioBlock, SensorInfo, ThermalFrame
+from sensorlink.webrtc.media import VIDEO_CLOCK, Beamformer, CameraView
 from sensorlink.webrtc.wire import encode_frame
 
 #: (width, height, camera rate): MLX90640 at 8 Hz, Lepton 3.x at ~9 Hz, P2 Pro / TC001 at 25 fps

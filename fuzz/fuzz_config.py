@@ -12,8 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import run
 
-from sensorlink.config import build_options, load_config
+from sensorlink.config import load_config
 from sensorlink.errors import ConfigError
+from sensorlink.options import build_options
 from sensorlink.sources.registry import load_driver
 
 FD, PATH = tempfile.mkstemp(suffix=".toml", prefix="fuzz-config-")

@@ -15,8 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import msgpack
 from _harness import run
 
+from sensorlink.validation import validate
 from sensorlink.webrtc.control import ControlHandler
-from sensorlink.webrtc.wire import decode_control, validate
+from sensorlink.webrtc.wire import decode_control
 
 LOOP = asyncio.new_event_loop()
 

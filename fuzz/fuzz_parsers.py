@@ -14,16 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 from _harness import run
-from sensorlink_drivers import (
-    ascii_bridge,
-    gy_mcu90640,
-    modbus_codec,
-    onewire,
-    uvc_thermal,
-)
 
 from sensorlink.errors import ProtocolError
 from sensorlink.sources.serial_transport import Chunk
+from sensorlink_drivers import ascii_bridge, gy_mcu90640, modbus_codec, onewire, uvc_thermal
 
 CHUNK = Chunk(b"", 1, 2)
 GY = gy_mcu90640.GyMcu90640("cam")

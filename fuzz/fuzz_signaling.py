@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import run
 
 from sensorlink.errors import MessageError
-from sensorlink.webrtc.wire import validate
+from sensorlink.validation import validate
 
 
 def test_one_input(data: bytes) -> None:

@@ -26,17 +26,15 @@ Every error names the file, the sensor and the field.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import tomllib
-import types
-import typing
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sensorlink.errors import ConfigError
+from sensorlink.options import parse_table
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -298,23 +296,6 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
                   links=parse_links(data["dashboard"], source) if "dashboard" in data else [])
 
 
-def parse_table(cls: type, raw: Any, table: str, source: str) -> Any:
-    """A service-level table (``[mqtt]``) checked against its dataclass; errors name table.key."""
-    if not isinstance(raw, dict):
-        raise ConfigError("expected a table", source=source, field=table)
-    known = sorted(f.name for f in dataclasses.fields(cls))
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        raise ConfigError(f"unknown key; known: {known}", source=source,
-                          field=f"{table}.{unknown[0]}")
-    try:
-        return build_options(cls, raw, source=source)
-    except ConfigError as exc:
-        message = str(exc).partition(f"field {exc.field!r}: ")[2] or str(exc)
-        raise ConfigError(message, source=source, field=f"{table}.{exc.field}" if exc.field
-                          else table) from exc
-
-
 # Triple-quoted strings first, or '""' would match the start of '"""...'.
 _SECRET = re.compile(r"(\b(?:token|viewer_token|credential|password|pin)\s*=\s*)"
                      r"(\"{3}[\s\S]*?\"{3}|'{3}[\s\S]*?'{3}|\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*')")
@@ -340,82 +321,3 @@ def load_config(path: str | Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", source=str(path)) from exc
     return parse_config(data, source=str(path))
-
-
-# -- driver options ------------------------------------------------------------------------
-
-def build_options(options_cls: type, raw: dict[str, Any], *, source: str = "<config>",
-                  sensor: str | None = None) -> Any:
-    """Check a driver's option table against its Options dataclass and build it."""
-    fields = {f.name: f for f in dataclasses.fields(options_cls)}
-    hints = typing.get_type_hints(options_cls)
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise ConfigError(f"unknown option; this driver takes {sorted(fields) or 'no options'}",
-                          source=source, sensor=sensor, field=unknown[0])
-    values = {}
-    for key, value in raw.items():
-        values[key] = _coerce(value, hints[key], source=source, sensor=sensor, field=key)
-    missing = [n for n, f in fields.items() if n not in values
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise ConfigError("required option missing", source=source, sensor=sensor, field=missing[0])
-    try:
-        return options_cls(**values)
-    except (TypeError, ValueError) as exc:
-        # __post_init__ checks raise ValueError("field: message") to name the field.
-        text = str(exc)
-        name, sep, message = text.partition(": ")
-        if sep and name in fields:
-            raise ConfigError(message, source=source, sensor=sensor, field=name) from exc
-        raise ConfigError(text, source=source, sensor=sensor) from exc
-
-
-def _coerce(value: Any, hint: Any, **where: Any) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, **where)
-            except ConfigError as exc:
-                errors.append(exc)
-        raise errors[0]
-    if origin is typing.Literal:
-        if value not in args:
-            raise ConfigError(f"expected one of {list(args)}, got {value!r}", **where)
-        return value
-    if origin in (list, tuple):
-        if not isinstance(value, list):
-            raise ConfigError(f"expected a list, got {value!r}", **where)
-        inner = args[0] if args else Any
-        items = [_coerce(v, inner, **where) for v in value]
-        return tuple(items) if origin is tuple else items
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"expected a table, got {value!r}", **where)
-        return value
-    if hint is Any:
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"expected true or false, got {value!r}", **where)
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"expected an integer, got {value!r}", **where)
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"expected a number, got {value!r}", **where)
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"expected a string, got {value!r}", **where)
-        return value
-    return value

@@ -5,7 +5,7 @@ until the device goes away, then :meth:`Driver.close`. It never touches the hub 
 sleeps to retry: :class:`sensorlink.sources.runner.DriverRunner` owns state, backoff and publishing.
 Protocol work belongs in a pure parser (bytes in, samples out) that the driver wraps.
 
-Options are a frozen dataclass (``Driver.Options``); :func:`sensorlink.config.build_options`
+Options are a frozen dataclass (``Driver.Options``); :func:`sensorlink.options.build_options`
 checks a TOML table against it and names the field that is wrong.
 """
 

@@ -21,22 +21,18 @@ from typing import Any
 
 import sensorlink
 from sensorlink import colormap
-from sensorlink.config import (
-    Config,
-    DashboardLink,
-    SensorConfig,
-    ServiceConfig,
-    build_options,
-    redact_secrets,
-)
+from sensorlink.config import Config, DashboardLink, SensorConfig, ServiceConfig, redact_secrets
 from sensorlink.errors import ConfigError, ControlError
-from sensorlink.webrtc.fanout import ReadingsFanout
 from sensorlink.hub import Hub
-from sensorlink.webrtc.ice import ice_servers_for_browser, is_loopback, restrict_host_candidates_to_loopback
-from sensorlink.webrtc.media import Beamformer, CameraView
-from sensorlink.webrtc.peer import ViewerSession
+from sensorlink.options import build_options
 from sensorlink.sources.registry import load_driver
 from sensorlink.sources.runner import DriverRunner
+from sensorlink.webrtc.fanout import ReadingsFanout
+from sensorlink.webrtc.ice import (
+    ice_servers_for_browser, is_loopback, restrict_host_candidates_to_loopback,
+)
+from sensorlink.webrtc.media import Beamformer, CameraView
+from sensorlink.webrtc.peer import ViewerSession
 from sensorlink.webrtc.signaling import SignalingServer, constant_time_equal
 from sensorlink.webrtc.wire import CHANNELS
 

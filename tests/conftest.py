@@ -11,6 +11,7 @@ import pytest
 
 from sensorlink.config import ServiceConfig
 from sensorlink.service import Service
+
 from support import STILL_SENSORS, ServiceProcess
 
 

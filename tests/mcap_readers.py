@@ -11,8 +11,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from foxglove_jsonschema import SchemaRejected, decode_message, parse_json_schema
 from mcap.reader import make_reader
+
+from foxglove_jsonschema import SchemaRejected, decode_message, parse_json_schema
 
 NODE_DIR = Path(__file__).parent / "node"
 

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sensorlink_drivers.simulated.microphone import SimulatedMicrophoneArray
-from sensorlink_drivers.simulated.probes import SimulatedProbes
-from sensorlink_drivers.simulated.thermal import SimulatedThermalCamera
 
 from sensorlink.hub import Hub
 from sensorlink.recording.recorder import Recorder
-from sensorlink.sources.runner import DriverRunner
 from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
+from sensorlink.sources.runner import DriverRunner
+from sensorlink_drivers.simulated.microphone import SimulatedMicrophoneArray
+from sensorlink_drivers.simulated.probes import SimulatedProbes
+from sensorlink_drivers.simulated.thermal import SimulatedThermalCamera
 
 SAMPLE_TYPES = (ThermalFrame, AudioBlock, Reading)
 

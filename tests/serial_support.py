@@ -8,11 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
-from sensorlink.config import build_options
+from sensorlink.backoff import Backoff
 from sensorlink.driver import Driver
 from sensorlink.hub import Hub, Subscription
+from sensorlink.options import build_options
 from sensorlink.sources.registry import load_driver
-from sensorlink.sources.runner import Backoff, DriverRunner
+from sensorlink.sources.runner import DriverRunner
 from sensorlink.status import SensorStatus
 
 DATA = Path(__file__).resolve().parent / "data" / "serial"

@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
 import av
 
-from pathlib import Path
-
-from sensorlink.webrtc.encoding import SharedVideoEncoder
 from sensorlink.hub import Hub
-from sensorlink.webrtc.media import CameraView
 from sensorlink.offload import SerialOffload
-from sensorlink.recording.recorder import Recorder
 from sensorlink.recording.reader import Recording
+from sensorlink.recording.recorder import Recorder
 from sensorlink.samples import SensorInfo
+from sensorlink.webrtc.encoding import SharedVideoEncoder
+from sensorlink.webrtc.media import CameraView
+
 from support import wait_for
 
 CYCLES = 300

@@ -36,10 +36,11 @@ import websockets
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 
 from sensorlink.config import ServiceConfig
-from sensorlink.webrtc.ice import rtc_configuration
 from sensorlink.service import Service
+from sensorlink.webrtc.ice import rtc_configuration
 from sensorlink.webrtc.teardown import close_peer
 from sensorlink.webrtc.viewer import connected_viewer
+
 from support import STILL_SENSORS, wait_for
 
 TOKEN = "churn-token-123"

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import wait_for
-
 from sensorlink.webrtc.viewer import connected_viewer
+
+from support import wait_for
 
 
 def sensorlink(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -94,7 +94,6 @@ async def test_view_records_what_it_receives_and_the_file_replays(service_proces
     assert "bearing-probes" in text and "machine-cam" in text and "spindle-mic" in text
     assert summary["readings"] > 0
     from sensorlink.recording.reader import open_recording
-
     from sensorlink.samples import Reading, ThermalFrame
 
     with open_recording(target) as recording:

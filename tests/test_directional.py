@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sensorlink.analysis.directional import (RESPEAKER_4MIC, DirectionFinder, angle_difference,
-                                    circle_geometry, dbfs, gcc_phat_delay, steer)
+from sensorlink.analysis.directional import (
+    RESPEAKER_4MIC, DirectionFinder, angle_difference, circle_geometry, dbfs, gcc_phat_delay, steer,
+)
 from sensorlink.samples import AudioBlock, Reading
 from sensorlink_drivers.simulated.microphone import MicrophoneOptions, SimulatedMicrophoneArray
 

@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import wait_for
-from tracks_support import (CAMERAS, LOUDER_DB, MICROPHONES, json_line_where, sensor_configs,
-                            sensors_toml)
 
 from sensorlink.config import ServiceConfig
-from sensorlink.webrtc.ice import bundle_as_offered, offered_bundle
 from sensorlink.service import Service
+from sensorlink.webrtc.ice import bundle_as_offered, offered_bundle
 from sensorlink.webrtc.viewer import Viewer, connected_viewer
+
+from support import wait_for
+from tracks_support import (
+    CAMERAS, LOUDER_DB, MICROPHONES, json_line_where, sensor_configs, sensors_toml,
+)
 
 TOKEN = "every-track-token"
 SILENCE_DBFS = -60.0

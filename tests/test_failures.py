@@ -25,13 +25,14 @@ import aioice.ice
 import aioice.stun
 import pytest
 import websockets
-from offer_tampering import SignalingProxy, only_unsendable_codec, wrong_fingerprint
-from support import STILL_SENSORS, wait_for
 from test_security import OPERATOR as TOKEN
 from test_security import PROBES, dashboard_url, start_service, ws_url
 
-from sensorlink.webrtc import signaling
 from sensorlink.service import Service
+from sensorlink.webrtc import signaling
+
+from offer_tampering import SignalingProxy, only_unsendable_codec, wrong_fingerprint
+from support import STILL_SENSORS, wait_for
 
 
 @pytest.fixture

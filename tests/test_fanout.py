@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from support import wait_for
-
-from sensorlink.webrtc.fanout import ReadingsFanout
 from sensorlink.hub import Hub
 from sensorlink.samples import Reading
+from sensorlink.webrtc.fanout import ReadingsFanout
 from sensorlink.webrtc.wire import decode_message
+
+from support import wait_for
 
 
 def reading(seq: int) -> Reading:

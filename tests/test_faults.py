@@ -19,19 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mcap_readers import default_reader, foxglove_decodes, node_indexed_reader
-from support import wait_for
 
-from sensorlink.recording import messages as mm
-from sensorlink.webrtc import peer
+from sensorlink.backoff import Backoff
 from sensorlink.config import SensorConfig, ServiceConfig
 from sensorlink.errors import SensorlinkError
 from sensorlink.hub import Subscription, kinds
+from sensorlink.recording import messages as mm
 from sensorlink.recording.reader import Recording
-from sensorlink.sources.runner import Backoff
 from sensorlink.samples import AudioBlock, Reading, ThermalFrame
 from sensorlink.service import Service
+from sensorlink.webrtc import peer
 from sensorlink.webrtc.viewer import connected_viewer
+
+from mcap_readers import default_reader, foxglove_decodes, node_indexed_reader
+from support import wait_for
 
 TOKEN = "faults-token-123"
 SAMPLES = (Reading, ThermalFrame, AudioBlock)

@@ -26,26 +26,23 @@ import websockets
 from aiortc import RTCConfiguration, RTCPeerConnection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sensorlink_drivers import (
-    ascii_bridge,
-    gy_mcu90640,
-    modbus_codec,
-    onewire,
-    uvc_thermal,
-)
-from sensorlink_drivers.mic_array import BlockBuffer, pcm_from_array
-from support import STILL_SENSORS, wait_for
 
-from sensorlink.config import ServiceConfig, build_options, load_config, parse_config
-from sensorlink.webrtc.control import ControlHandler
+from sensorlink.config import ServiceConfig, load_config, parse_config
 from sensorlink.errors import ConfigError, ProtocolError
-from sensorlink.sources.registry import load_driver
+from sensorlink.options import build_options
 from sensorlink.samples import Reading, ThermalFrame
-from sensorlink.sources.serial_transport import Chunk
 from sensorlink.service import Service
+from sensorlink.sources.registry import load_driver
+from sensorlink.sources.serial_transport import Chunk
+from sensorlink.validation import branch_types, validate
+from sensorlink.webrtc.control import ControlHandler
 from sensorlink.webrtc.signaling import AuthThrottle
 from sensorlink.webrtc.viewer import connected_viewer
-from sensorlink.webrtc.wire import MAX_SIGNALING_BYTES, branch_types, validate
+from sensorlink.webrtc.wire import MAX_SIGNALING_BYTES
+from sensorlink_drivers import ascii_bridge, gy_mcu90640, modbus_codec, onewire, uvc_thermal
+from sensorlink_drivers.mic_array import BlockBuffer, pcm_from_array
+
+from support import STILL_SENSORS, wait_for
 
 OPERATOR = "fuzz-operator-token"
 VIEWER = "fuzz-viewer-token"

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from tracks_support import CAMERAS, LOUDER_DB, MICROPHONES, json_line_where, sensor_configs
 
 from sensorlink.config import ServiceConfig
 from sensorlink.service import Service
+
+from tracks_support import CAMERAS, LOUDER_DB, MICROPHONES, json_line_where, sensor_configs
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 HARNESS = Path(__file__).with_name("gst_webrtc_viewer.py")

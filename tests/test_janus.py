@@ -17,22 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from janus_support import (INSIDE, JANUS, JANUS_IP, SERVICE_IP, run_inner_test_in_namespace,
-                           setup_namespace_network, write_janus_config)
-from support import STILL_SENSORS, wait_for, terminate, wait_until_listening
-from tracks_support import CAMERAS, LOUDER_DB, MICROPHONES, sensor_configs
 
 from sensorlink.config import SensorConfig, ServiceConfig
 from sensorlink.errors import ConfigError
-from sensorlink.webrtc.janus import (
-    JanusPublisher,
-    JanusSession,
-    JanusTarget,
-    JanusViewer,
-    plugin_data,
-)
 from sensorlink.service import Service
-from sensorlink.webrtc.wire import validate
+from sensorlink.validation import validate
+from sensorlink.webrtc.janus import JanusPublisher, JanusSession, JanusTarget, plugin_data
+from sensorlink.webrtc.janus_viewer import JanusViewer
+
+from janus_support import (
+    INSIDE, JANUS, JANUS_IP, SERVICE_IP, run_inner_test_in_namespace, setup_namespace_network,
+    write_janus_config,
+)
+from support import STILL_SENSORS, terminate, wait_for, wait_until_listening
+from tracks_support import CAMERAS, LOUDER_DB, MICROPHONES, sensor_configs
 
 ROOM = 4242
 VIEWERS = 10

@@ -8,7 +8,9 @@ import pytest
 
 from sensorlink import colormap
 from sensorlink.analysis.directional import angle_difference
-from sensorlink.webrtc.viewer import Refused, Viewer, connected_viewer
+from sensorlink.webrtc.client import Refused
+from sensorlink.webrtc.viewer import Viewer, connected_viewer
+
 from support import wait_for
 
 OPERATOR = "test-token-123"

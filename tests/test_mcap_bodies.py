@@ -12,19 +12,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from foxglove_jsonschema import SchemaRejected, decode_message, parse_json_schema
 from mcap.reader import make_reader
-from record_helpers import fingerprint
 
-from sensorlink.recording import messages as mm
 from sensorlink.cli import main as cli
 from sensorlink.errors import RecordingError
 from sensorlink.hub import Hub
+from sensorlink.recording import messages as mm
 from sensorlink.recording.reader import Recording
 from sensorlink.recording.recovery import recover
 from sensorlink.recording.replay import ReplaySource
 from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
 from sensorlink.status import SensorStatus
+
+from foxglove_jsonschema import SchemaRejected, decode_message, parse_json_schema
+from record_helpers import fingerprint
 
 V1 = Path(__file__).parent / "data" / "recordings" / "v1-complete.mcap"
 V1_VALUES = [20.5, math.nan, math.inf, -math.inf, -3.25, 1e-300]  # make_v1.py

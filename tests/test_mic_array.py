@@ -15,12 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sensorlink.config import build_options
 from sensorlink.analysis.directional import RESPEAKER_4MIC, angle_difference, arrival_advance_s
+from sensorlink.backoff import Backoff
 from sensorlink.errors import ConfigError, DriverError, ProtocolError
 from sensorlink.hub import Hub, kinds
-from sensorlink.sources.runner import Backoff, DriverRunner
+from sensorlink.options import build_options
 from sensorlink.samples import AudioBlock, Reading
+from sensorlink.sources.runner import DriverRunner
 from sensorlink_drivers.mic_array import (
     RESPEAKER_6MIC, BlockBuffer, GenericArrayOptions, GenericMicArray, ReSpeaker4MicOptions,
     ReSpeaker6MicHat, ReSpeaker6MicOptions, ReSpeakerUsb4Mic, pcm_from_array,

@@ -23,20 +23,15 @@ import aiomqtt
 import jsonschema
 import msgpack
 import pytest
-from support import self_signed, wait_for, wait_until_listening
 
-from sensorlink.config import (
-    Config,
-    MqttConfig,
-    SensorConfig,
-    ServiceConfig,
-    parse_config,
-)
+from sensorlink.config import Config, MqttConfig, SensorConfig, ServiceConfig, parse_config
 from sensorlink.errors import ConfigError
 from sensorlink.samples import Reading
 from sensorlink.service import Service
+from sensorlink.validation import schema_dir, validate
 from sensorlink.webrtc.viewer import connected_viewer
-from sensorlink.webrtc.wire import schema_dir, validate
+
+from support import self_signed, wait_for, wait_until_listening
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 

@@ -11,11 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sensorlink.config import build_options
+from sensorlink.backoff import Backoff
 from sensorlink.errors import ConfigError, DeviceDisconnected, ProtocolError
 from sensorlink.hub import Hub, kinds
-from sensorlink.sources.runner import Backoff, DriverRunner
+from sensorlink.options import build_options
 from sensorlink.samples import Reading, SensorInfo
+from sensorlink.sources.runner import DriverRunner
 from sensorlink.status import SensorStatus
 from sensorlink_drivers.onewire import (
     CrcError, DS18B20Probes, OneWireBus, OneWireOptions, dallas_crc8, parse_temperature_file,

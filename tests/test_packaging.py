@@ -21,6 +21,10 @@ def test_wheel_contains_drivers_schemas_dashboard_and_entry_points(tmp_path: Pat
     for required in ("sensorlink_drivers/simulated/thermal.py", "sensorlink/schemas/control.schema.json",
                      "sensorlink/web/index.html", "sensorlink/commands/demo.py", "sensorlink/cli.py"):
         assert required in names, required
+    # Every module of every room (sources/, webrtc/ ...) is packaged, not only the ones named above.
+    source_modules = {p.relative_to(REPO).as_posix() for p in (REPO / "sensorlink").rglob("*.py")
+                      if "__pycache__" not in p.parts}
+    assert source_modules <= names, sorted(source_modules - names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "[sensorlink.drivers]" in text and "sim-thermal = sensorlink_drivers" in text
@@ -38,7 +42,7 @@ def test_wheel_contains_drivers_schemas_dashboard_and_entry_points(tmp_path: Pat
     probe = subprocess.run(
         [sys.executable, "-I", "-c",
          "import sys; sys.path.insert(0, sys.argv[1]); "
-         "import sensorlink_drivers.simulated.thermal as t, sensorlink.webrtc.wire as w, sensorlink.cli; "
+         "import sensorlink_drivers.simulated.thermal as t, sensorlink.validation as w, sensorlink.cli; "
          "print(t.__file__); print(w.load_schema('control')['$id'])", str(target)],
         capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert probe.returncode == 0, probe.stderr

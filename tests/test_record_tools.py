@@ -11,13 +11,14 @@ import sys
 import av
 import numpy as np
 import pytest
-from record_helpers import by_stream, record_session, synthetic_recording
 
 from sensorlink import colormap
 from sensorlink.cli import main as cli
 from sensorlink.hub import Hub
 from sensorlink.recording.recorder import Recorder
 from sensorlink.samples import Reading, ThermalFrame
+
+from record_helpers import by_stream, record_session, synthetic_recording
 
 
 @pytest.fixture(scope="module")

@@ -16,23 +16,19 @@ from mcap.data_stream import ReadDataStream
 from mcap.reader import make_reader
 from mcap.records import Chunk
 from mcap.stream_reader import breakup_chunk
-from mcap_readers import foxglove_decodes
-from record_helpers import (
-    SAMPLE_TYPES,
-    by_stream,
-    killed_recording,
-    record_session,
-    same_sample,
-    sim_drivers,
-)
-from sensorlink.schemas import __file__ as _schemas_init
 
-from sensorlink.recording import messages as mm
 from sensorlink.errors import RecordingError
 from sensorlink.hub import Hub
-from sensorlink.recording.recorder import Recorder
+from sensorlink.recording import messages as mm
 from sensorlink.recording.reader import Recording
+from sensorlink.recording.recorder import Recorder
+from sensorlink.schemas import __file__ as _schemas_init
 from sensorlink.sources.runner import DriverRunner
+
+from mcap_readers import foxglove_decodes
+from record_helpers import (
+    SAMPLE_TYPES, by_stream, killed_recording, record_session, same_sample, sim_drivers,
+)
 
 SCHEMAS_DIR = Path(_schemas_init).parent
 

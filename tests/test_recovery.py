@@ -17,16 +17,17 @@ import pytest
 from mcap.exceptions import McapError
 from mcap.reader import make_reader
 from mcap.writer import Writer
-from mcap_readers import default_reader, foxglove_decodes, node_indexed_reader
-from record_helpers import killed_recording, synthetic_recording
-from support import wait_for
 
 from sensorlink.cli import main as cli
 from sensorlink.hub import Hub
-from sensorlink.recording.recorder import Recorder
 from sensorlink.recording.reader import Recording
+from sensorlink.recording.recorder import Recorder
 from sensorlink.recording.recovery import RECOVERY_METADATA
 from sensorlink.samples import Reading, SensorInfo
+
+from mcap_readers import default_reader, foxglove_decodes, node_indexed_reader
+from record_helpers import killed_recording, synthetic_recording
+from support import wait_for
 
 
 def _digest(path: Path) -> str:

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from record_helpers import SAMPLE_TYPES, by_stream, record_session, same_sample
-from sensorlink.schemas import __file__ as _schemas_init
 
 from sensorlink.errors import ControlError
 from sensorlink.hub import Hub
 from sensorlink.recording.recorder import Recorder
 from sensorlink.recording.replay import ReplaySource
 from sensorlink.samples import SensorInfo
+from sensorlink.schemas import __file__ as _schemas_init
+
+from record_helpers import SAMPLE_TYPES, by_stream, record_session, same_sample
 
 SCHEMAS_DIR = Path(_schemas_init).parent
 

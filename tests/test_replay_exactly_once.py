@@ -20,8 +20,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from record_helpers import synthetic_recording
-from support import wait_for
 
 from sensorlink.config import ServiceConfig
 from sensorlink.hub import Hub
@@ -29,6 +27,9 @@ from sensorlink.recording.replay import ReplaySource
 from sensorlink.samples import Reading
 from sensorlink.service import Service
 from sensorlink.webrtc.viewer import connected_viewer
+
+from record_helpers import synthetic_recording
+from support import wait_for
 
 TOKEN = "replay-once-token"
 

@@ -9,8 +9,11 @@ import pytest
 from sensorlink.errors import MessageError
 from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame, sample_from_msgpack
 from sensorlink.status import SensorStatus
-from sensorlink.webrtc.wire import (FrameAssembler, decode_control, decode_message, encode_error,
-                             encode_frame, encode_readings, encode_reply, validate)
+from sensorlink.validation import validate
+from sensorlink.webrtc.wire import (
+    FrameAssembler, decode_control, decode_message, encode_error, encode_frame, encode_readings,
+    encode_reply,
+)
 
 
 def test_reading_round_trip() -> None:

@@ -22,18 +22,20 @@ import msgpack
 import pytest
 import websockets
 from aiortc import RTCConfiguration, RTCPeerConnection
-from support import self_signed, wait_for
 from test_http import http_get
 
-from sensorlink.webrtc import signaling
 from sensorlink.commands import demo
 from sensorlink.config import SensorConfig, ServiceConfig, parse_config
-from sensorlink.webrtc.control import VIEWER_ACTIONS, ControlHandler
 from sensorlink.errors import SignalingError
-from sensorlink.webrtc.ice import restrict_host_candidates_to_loopback
 from sensorlink.service import Service
-from sensorlink.webrtc.viewer import Refused, Viewer, connected_viewer
-from sensorlink.webrtc.wire import branch_types, load_schema
+from sensorlink.validation import branch_types, load_schema
+from sensorlink.webrtc import signaling
+from sensorlink.webrtc.client import Refused
+from sensorlink.webrtc.control import VIEWER_ACTIONS, ControlHandler
+from sensorlink.webrtc.ice import restrict_host_candidates_to_loopback
+from sensorlink.webrtc.viewer import Viewer, connected_viewer
+
+from support import self_signed, wait_for
 
 OPERATOR = "operator-token-123"
 VIEWER = "viewer-token-456"

@@ -8,7 +8,8 @@ import tomllib
 
 import pytest
 
-from sensorlink.config import build_options, parse_config
+from sensorlink.config import parse_config
+from sensorlink.options import build_options
 from sensorlink.sources.registry import load_driver
 from sensorlink_drivers import ascii_bridge as ab
 

@@ -130,7 +130,7 @@ def test_valid_frames_interleaved_with_noise_are_all_recovered(
 async def test_driver_reads_through_a_pyserial_url() -> None:
     """The transport takes any pyserial URL: on loop:// what is written comes back, so the
     start-up commands echo (and are skipped as noise) and a frame written in is read out."""
-    from sensorlink.config import build_options
+    from sensorlink.options import build_options
     from sensorlink.samples import Reading, ThermalFrame
 
     driver = gy.GyMcu90640("cam", build_options(gy.GyMcu90640Options,

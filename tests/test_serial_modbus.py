@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sensorlink.config import build_options
 from sensorlink.errors import ConfigError
+from sensorlink.options import build_options
 from sensorlink_drivers import modbus_codec as mb
 from sensorlink_drivers.modbus_rtu import ModbusRtuOptions
 

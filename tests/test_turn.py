@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import STILL_SENSORS, wait_for, terminate, wait_until_listening
 
 from sensorlink.config import IceServer, ServiceConfig, parse_config
 from sensorlink.errors import ConfigError, SignalingError
 from sensorlink.service import Service
 from sensorlink.webrtc.viewer import Viewer, connected_viewer
+
+from support import STILL_SENSORS, terminate, wait_for, wait_until_listening
 
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
 

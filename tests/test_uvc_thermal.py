@@ -15,14 +15,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sensorlink.backoff import Backoff
 from sensorlink.errors import DriverError, ProtocolError
 from sensorlink.hub import Hub, kinds
-from sensorlink.sources.runner import Backoff, DriverRunner
 from sensorlink.samples import ThermalFrame
+from sensorlink.sources.runner import DriverRunner
 from sensorlink.status import SensorStatus
 from sensorlink_drivers.uvc_thermal import (
-    LEPTON, P2PRO, FrameDecoder, LeptonCamera, P2ProCamera, TC001Camera, ThermalModel,
-    UvcOptions, celsius_to_raw, orient, packed_plane, raw_to_celsius, raw_values,
+    LEPTON, P2PRO, FrameDecoder, LeptonCamera, P2ProCamera, TC001Camera, ThermalModel, UvcOptions,
+    celsius_to_raw, orient, packed_plane, raw_to_celsius, raw_values,
 )
 
 DATA = Path(__file__).parent / "data" / "media"
@@ -237,7 +238,8 @@ def test_every_toml_example_in_the_hardware_doc_builds_its_driver():
     import re
     import tomllib
 
-    from sensorlink.config import build_options, parse_config
+    from sensorlink.config import parse_config
+    from sensorlink.options import build_options
     from sensorlink.sources.registry import load_driver
 
     doc = (Path(__file__).parent.parent / "docs" / "hardware-media.md").read_text()

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sensorlink.analysis.directional import RESPEAKER_4MIC, arrival_advance_s
-from sensorlink.sources.microphone import ArrayGeometry, MicrophoneArrayDriver
 from sensorlink.offload import SerialOffload
+from sensorlink.sources.microphone import ArrayGeometry, MicrophoneArrayDriver
 from sensorlink_drivers.simulated.pacing import Ticker
 
 

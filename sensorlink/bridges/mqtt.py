@@ -31,9 +31,9 @@ from typing import Any
 
 import msgpack
 
+from sensorlink.backoff import Backoff
 from sensorlink.config import MqttConfig
 from sensorlink.hub import Event, Hub, Subscription
-from sensorlink.sources.runner import Backoff
 from sensorlink.samples import Reading
 from sensorlink.status import SensorStatus
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from sensorlink import colormap
-from sensorlink.recording import messages as mm
 from sensorlink.errors import ConfigError, RecordingError
+from sensorlink.recording import messages as mm
 from sensorlink.recording.reader import Recording
 from sensorlink.samples import Reading, ThermalFrame
 

@@ -8,8 +8,8 @@ import dataclasses
 from sensorlink.commands._serving import add_service_arguments, apply_service_arguments
 from sensorlink.config import load_config
 from sensorlink.errors import ConfigError
-from sensorlink.webrtc.ice import is_loopback
 from sensorlink.service import Service, run
+from sensorlink.webrtc.ice import is_loopback
 
 HELP = "run the sensors listed in a TOML config and serve the dashboard"
 

@@ -9,7 +9,8 @@ import sys
 import time
 from typing import Any
 
-from sensorlink.webrtc.viewer import CertificateNotTrusted, Refused, Viewer, tls_context
+from sensorlink.webrtc.client import CertificateNotTrusted, Refused, tls_context
+from sensorlink.webrtc.viewer import Viewer
 
 HELP = "connect like the dashboard and print what arrives (readings, frames, status, media counts)"
 
@@ -74,8 +75,8 @@ async def _view(args: argparse.Namespace) -> int:
 
         import sensorlink
         from sensorlink.hub import Hub
-        from sensorlink.webrtc.received import ReceivedSamples
         from sensorlink.recording.recorder import Recorder
+        from sensorlink.webrtc.received import ReceivedSamples
 
         hub = Hub()
         received = ReceivedSamples(hub)

@@ -28,8 +28,8 @@ from mcap.reader import SeekingReader
 from mcap.records import Channel, Chunk, Header, Message, Metadata, Schema
 from mcap.stream_reader import breakup_chunk
 
-from sensorlink.recording import messages as mm
 from sensorlink.errors import RecordingError
+from sensorlink.recording import messages as mm
 from sensorlink.samples import SensorInfo
 
 MAGIC = b"\x89MCAP0\r\n"

@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import mcap
-from mcap.writer import CompressionType, Writer
 
 import sensorlink
-from sensorlink.recording import messages as mm
 from sensorlink.errors import RecordingError
 from sensorlink.hub import Event, Hub, Subscription
-from sensorlink.recording.recovery import Recovered, lock_exclusive, recover_directory
+from sensorlink.recording import messages as mm
+from sensorlink.recording.mcap_file import McapFile, open_exclusive
+from sensorlink.recording.recovery import Recovered, recover_directory
 from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
 from sensorlink.status import SensorStatus
 
@@ -44,66 +44,6 @@ log = logging.getLogger(__name__)
 SESSION_METADATA = "sensorlink.session"
 SUMMARY_METADATA = "sensorlink.summary"
 _SAMPLE_TYPES = (ThermalFrame, AudioBlock, Reading)
-
-
-class _CountingStream:
-    """What the MCAP writer writes to: counts bytes so ``tell`` needs no seekable file."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self.raw = raw
-        self.count = 0
-
-    def write(self, data: bytes) -> int:
-        self.raw.write(data)
-        self.count += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.count
-
-    def flush(self) -> None:
-        self.raw.flush()
-
-    def close(self) -> None:
-        self.raw.close()
-
-
-def _default_opener(path: Path) -> IO[bytes]:
-    f = open(path, "xb")  # noqa: SIM115 ("x": never overwrite a recording)
-    lock_exclusive(f)  # while it is held, start-up recovery knows the file is not cut
-    return f
-
-
-class _McapFile:
-    """One open MCAP file; used only from the recorder's worker thread."""
-
-    def __init__(self, path: Path, raw: IO[bytes], chunk_bytes: int) -> None:
-        self.path = path
-        self.stream = _CountingStream(raw)
-        # The writer's own size bound is a backstop: we cut chunks ourselves so that we know
-        # exactly which samples are safely on disk.
-        self.writer = Writer(self.stream, chunk_size=max(chunk_bytes * 4, 1 << 20),
-                             compression=CompressionType.ZSTD)
-        self.schemas: dict[str, int] = {}
-        self.channels: dict[tuple[str, str], int] = {}
-        self.opened_mono = time.monotonic()
-        self.last_flush_mono = self.opened_mono
-        self.unflushed_bytes = 0
-        self.unflushed_samples = 0
-
-    def channel(self, msg: mm.EncodedMessage) -> int:
-        key = (msg.topic, msg.schema)
-        cid = self.channels.get(key)
-        if cid is None:
-            sid = self.schemas.get(msg.schema)
-            if sid is None:
-                sid = self.writer.register_schema(msg.schema, mm.SCHEMA_ENCODING,
-                                                  mm.schema_bytes(msg.schema))
-                self.schemas[msg.schema] = sid
-            cid = self.writer.register_channel(msg.topic, mm.MESSAGE_ENCODING, sid,
-                                               msg.channel_metadata)
-            self.channels[key] = cid
-        return cid
 
 
 class Recorder:
@@ -129,7 +69,7 @@ class Recorder:
         self.prefix = prefix
         self.chunk_bytes = chunk_bytes
         self.chunk_seconds = chunk_seconds
-        self._opener = opener or _default_opener
+        self._opener = opener or open_exclusive
         self._fsync = fsync
         self.recover_cut = recover_cut
         self.recovered: list[Recovered] = []  # cut files of an earlier run that start() recovered
@@ -144,7 +84,7 @@ class Recorder:
         self._bytes_closed = 0
         self._discarded = 0
         self._error: str | None = None
-        self._file: _McapFile | None = None
+        self._file: McapFile | None = None
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -294,7 +234,7 @@ class Recorder:
         now = datetime.datetime.now(datetime.UTC)
         path = self._next_path(now)
         raw = self._opener(path)
-        f = _McapFile(path, raw, self.chunk_bytes)
+        f = McapFile(path, raw, self.chunk_bytes)
         self._file = f
         self.files.append(path)
         start_ns = time.time_ns()
@@ -390,7 +330,7 @@ class Recorder:
         self.samples_flushed += f.unflushed_samples
         f.unflushed_bytes = f.unflushed_samples = 0
 
-    def _sync(self, f: _McapFile) -> None:
+    def _sync(self, f: McapFile) -> None:
         # fsync protects against power loss (not only a killed process); it runs in the
         # worker thread, so a slow card delays the file, never the live stream.
         if not self._fsync:

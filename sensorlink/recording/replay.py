@@ -21,9 +21,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sensorlink.recording import messages as mm
 from sensorlink.errors import ControlError
 from sensorlink.hub import Hub
+from sensorlink.recording import messages as mm
 from sensorlink.recording.reader import Recording
 from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
 from sensorlink.status import SensorStatus

@@ -7,6 +7,7 @@ import collections
 import logging
 import time
 
+from sensorlink.backoff import Backoff
 from sensorlink.driver import Driver
 from sensorlink.errors import DriverUnavailable
 from sensorlink.hub import Hub
@@ -17,24 +18,6 @@ log = logging.getLogger(__name__)
 
 _PRIMARY_SAMPLE: dict[str, type] = {"thermal": ThermalFrame, "microphone": AudioBlock,
                                     "probe": Reading}
-
-
-class Backoff:
-    """Exponential backoff with a ceiling: 0.5 s, 1 s, 2 s ... 10 s."""
-
-    def __init__(self, initial: float = 0.5, ceiling: float = 10.0, factor: float = 2.0) -> None:
-        self.initial = initial
-        self.ceiling = ceiling
-        self.factor = factor
-        self._next = initial
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(self._next * self.factor, self.ceiling)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
 
 
 class RateMeter:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from aiortc import (RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCIceTransportPolicy,
-                    RTCPeerConnection, RTCSessionDescription)
+from aiortc import (
+    RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection,
+    RTCSessionDescription,
+)
 
 from sensorlink.config import IceServer
 from sensorlink.webrtc.dtls import accept_rsa_peers

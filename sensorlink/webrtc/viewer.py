@@ -24,61 +24,21 @@ import websockets
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from sensorlink.webrtc import failures
-from sensorlink.config import IceServer
 from sensorlink.analysis.directional import dbfs
+from sensorlink.backoff import Backoff
+from sensorlink.config import IceServer
 from sensorlink.errors import MessageError, PeerConnectionFailed, SignalingError
-from sensorlink.webrtc.ice import (is_loopback, restrict_bundle, restrict_host_candidates_to_loopback,
-                            rtc_configuration)
+from sensorlink.validation import validate
+from sensorlink.webrtc import failures
+from sensorlink.webrtc.client import CertificateNotTrusted, OfferRefused, Refused, signaling_url
+from sensorlink.webrtc.ice import (
+    is_loopback, restrict_bundle, restrict_host_candidates_to_loopback, rtc_configuration,
+)
 from sensorlink.webrtc.peer import enlarge_receive_buffers
-from sensorlink.sources.runner import Backoff
 from sensorlink.webrtc.teardown import close_peer
-from sensorlink.webrtc.wire import FrameAssembler, decode_message, validate
+from sensorlink.webrtc.wire import FrameAssembler, decode_message
 
 log = logging.getLogger(__name__)
-
-
-class Refused(SignalingError):
-    """The service refused us (wrong token, locked out): retrying will not help."""
-
-
-class OfferRefused(Refused):
-    """The service cannot answer our offer (no codec it can send, no ICE candidate to pair):
-    the same offer again would be refused again."""
-
-
-class CertificateNotTrusted(SignalingError):
-    """The service's TLS certificate did not verify: no retry can change that, only trust can."""
-
-    def __init__(self, url: str, exc: ssl_module.SSLCertVerificationError) -> None:
-        where = urllib.parse.urlsplit(url).netloc
-        why = exc.verify_message or exc.reason or str(exc)
-        super().__init__(
-            f"TLS certificate verify failed for {where}: {why}. Trust the service's certificate "
-            "(or the CA that signed it) with --ca-file PEM, or skip the check with --insecure")
-
-
-def tls_context(ca_file: str | None = None, *, insecure: bool = False) -> ssl_module.SSLContext:
-    """A client context for wss://: the system's CAs, plus ``ca_file`` (PEM); or, ``insecure``,
-    one that verifies nothing (the caller warns)."""
-    try:
-        context = ssl_module.create_default_context(cafile=ca_file)
-    except (OSError, ssl_module.SSLError) as exc:
-        raise SignalingError(f"--ca-file {ca_file}: cannot load it as PEM certificates: {exc}") from exc
-    if insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl_module.CERT_NONE
-    return context
-
-
-def signaling_url(url: str) -> tuple[str, str | None]:
-    """Dashboard URL (http://host:port/#token=T) → (ws://host:port/ws, token or None)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https", "ws", "wss"):
-        raise SignalingError(f"expected an http(s):// or ws(s):// URL, got {url!r}")
-    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-    token = urllib.parse.parse_qs(parts.fragment).get("token", [None])[0]
-    return urllib.parse.urlunsplit((scheme, parts.netloc, "/ws", "", "")), token
 
 
 class Viewer:

@@ -1,23 +1,21 @@
 """Wire messages between the service and its viewers, checked against ``schemas/``.
 
 The schemas are the contract: the browser validates what it receives with the same files (served
-at ``/schemas/``), and the service validates everything a viewer sends before acting on it.
+at ``/schemas/``), and the service validates everything a viewer sends before acting on it
+(:mod:`sensorlink.validation`).
 """
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Iterable
-from importlib import resources
 from typing import Any
 
-import jsonschema
 import msgpack
 import numpy as np
 
 from sensorlink.errors import MessageError
 from sensorlink.samples import Reading, ThermalFrame, centi_celsius
+from sensorlink.validation import validate
 
 #: Negotiated data channels: fixed ids on both ends (no in-band DCEP), one SCTP association.
 CHANNELS: dict[str, int] = {"readings": 0, "frames": 1, "control": 2, "status": 3}
@@ -25,80 +23,6 @@ MAX_CONTROL_BYTES = 4096
 MAX_SIGNALING_BYTES = 65536
 #: Keep each frames message below one SCTP-friendly size; big frames go as row bands.
 FRAME_BAND_BYTES = 16_000
-
-SCHEMA_FILES = {
-    "readings": "readings.schema.json",
-    "frame": "frame.schema.json",
-    "status": "status.schema.json",
-    "view": "view.schema.json",
-    "control": "control.schema.json",
-    "reply": "control-reply.schema.json",
-    "error": "error.schema.json",
-    "signaling": "signaling.schema.json",
-}
-
-
-def schema_dir() -> resources.abc.Traversable:
-    return resources.files("sensorlink.schemas")
-
-
-@functools.cache
-def load_schema(name: str) -> dict[str, Any]:
-    return json.loads(schema_dir().joinpath(SCHEMA_FILES[name]).read_text(encoding="utf-8"))
-
-
-@functools.cache
-def _validator(name: str, branch_type: str | None = None) -> jsonschema.protocols.Validator:
-    schema = load_schema(name)
-    if branch_type is not None:
-        # Validate against the one branch of a oneOf that the message's "type" selects, so the
-        # error names the real field instead of "is not valid under any of the given schemas".
-        for branch in schema.get("oneOf", ()):
-            if branch.get("properties", {}).get("type", {}).get("const") == branch_type:
-                merged = {k: v for k, v in schema.items() if k != "oneOf"}
-                merged["required"] = sorted(set(schema.get("required", [])) |
-                                            set(branch.get("required", [])))
-                merged.update({k: v for k, v in branch.items() if k != "required"})
-                schema = merged
-                break
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
-
-
-def branch_types(name: str) -> list[str]:
-    return [b["properties"]["type"]["const"] for b in load_schema(name).get("oneOf", ())]
-
-
-def validate(name: str, message: Any) -> None:
-    """Raise MessageError naming the offending field if ``message`` breaks schema ``name``."""
-    msg_id = message.get("id") if isinstance(message, dict) else None
-    if not isinstance(msg_id, int) or isinstance(msg_id, bool):
-        msg_id = None
-    if not isinstance(message, dict):
-        raise MessageError(f"expected a map/object, got {type(message).__name__}")
-    branch = None
-    if "oneOf" in load_schema(name):
-        branch = message.get("type")
-        if branch not in branch_types(name):
-            raise MessageError(f"unknown message type {branch!r}; expected one of "
-                               f"{branch_types(name)}", field="type", msg_id=msg_id)
-    error = jsonschema.exceptions.best_match(_validator(name, branch).iter_errors(message))
-    if error is None:
-        return
-    path = ".".join(str(p) for p in error.absolute_path) or None
-    text = error.message
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(error.schema.get("properties", {}))
-        extra = sorted(str(k) for k in error.instance if k not in allowed)
-        if extra:
-            path = ".".join(filter(None, [path, extra[0]]))
-            text = f"unknown field (allowed: {sorted(allowed)})"
-    elif error.validator == "required":
-        missing = text.split("'")[1] if "'" in text else None
-        path = ".".join(filter(None, [path, missing]))
-        text = "required field missing"
-    raise MessageError(text, field=path, msg_id=msg_id)
-
 
 # -- control channel ---------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from dashboard_support import CHROMIUM, CHROMIUM_ARGS, RunningService, start_service, wait_page
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from dashboard_support import RunningService, wait_page
 from multi_support import start_run
 from tracks_support import CAMERAS, LOUDER_DB, MICROPHONES, sensors_toml

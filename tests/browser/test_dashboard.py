@@ -8,26 +8,11 @@ import re
 from typing import Any
 
 import pytest
+
 from dashboard_support import (
-    ARTIFACTS,
-    CAM_H,
-    CAM_W,
-    HOT_PEAK_C,
-    HOT_PX,
-    HOT_PY,
-    SOURCE_DEG,
-    TOKEN,
-    VIEWER_TOKEN,
-    WIDE_H,
-    WIDE_PEAK_C,
-    WIDE_PX,
-    WIDE_PY,
-    WIDE_W,
-    RunningService,
-    element_text,
-    start_command,
-    start_service,
-    wait_page,
+    ARTIFACTS, CAM_H, CAM_W, HOT_PEAK_C, HOT_PX, HOT_PY, SOURCE_DEG, TOKEN, VIEWER_TOKEN, WIDE_H,
+    WIDE_PEAK_C, WIDE_PX, WIDE_PY, WIDE_W, RunningService, element_text, start_command,
+    start_service, wait_page,
 )
 
 pytestmark = pytest.mark.browser

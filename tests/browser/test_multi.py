@@ -16,24 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dashboard_support import RunningService, element_text, wait_page
-from multi_support import (
-    SENSORS_A,
-    SENSORS_B,
-    TOKEN_A,
-    TOKEN_B,
-    VIEWER_A,
-    VIEWER_B,
-    Broker,
-    JanusServer,
-    service_config,
-    start_run,
-)
 
 from sensorlink.config import parse_config
 from sensorlink.errors import ConfigError
 from sensorlink.service import Service
-from sensorlink.webrtc.wire import validate
+from sensorlink.validation import validate
+
+from dashboard_support import RunningService, element_text, wait_page
+from multi_support import (
+    SENSORS_A, SENSORS_B, TOKEN_A, TOKEN_B, VIEWER_A, VIEWER_B, Broker, JanusServer, service_config,
+    start_run,
+)
 
 pytestmark = pytest.mark.browser
 

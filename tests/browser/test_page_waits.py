@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from dashboard_support import element_text, wait_page
 
 pytestmark = pytest.mark.browser

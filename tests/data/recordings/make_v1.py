@@ -1,7 +1,11 @@
 """Make tests/data/recordings/v1-complete.mcap with sensorlink at commit a2262f4 (body form v1)."""
-import asyncio, sys, time
+import asyncio
+import sys
+import time
 from pathlib import Path
+
 import numpy as np
+
 from sensorlink.hub import Hub
 from sensorlink.recording.recorder import Recorder
 from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame

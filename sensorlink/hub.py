@@ -13,10 +13,11 @@ import collections
 from collections.abc import Callable, Iterable
 from typing import Union
 
+from sensorlink.alarm_event import AlarmEvent
 from sensorlink.samples import AudioBlock, Reading, Sample, SensorInfo, ThermalFrame
 from sensorlink.status import SensorStatus
 
-Event = Union[Sample, SensorStatus, SensorInfo]
+Event = Union[Sample, SensorStatus, SensorInfo, AlarmEvent]
 SampleFilter = Callable[[Event], bool]
 
 
@@ -103,6 +104,8 @@ class Hub:
         self.replay = replay
         self.sensors: dict[str, SensorInfo] = {}
         self.statuses: dict[str, SensorStatus] = {}
+        #: each rule's latest alarm event while its alarm is not over (a late subscriber's list)
+        self.alarms: dict[str, AlarmEvent] = {}
         self.published = 0
         self._subscriptions: list[Subscription] = []
         self._status_listeners: list[Callable[[SensorStatus], None]] = []
@@ -141,6 +144,16 @@ class Hub:
                 sub._offer(status)
             for listener in tuple(self._status_listeners):
                 listener(status)
+
+    def alarm(self, event: AlarmEvent) -> None:
+        """An alarm changed state: every subscription gets the event; ``alarms`` keeps the
+        ones not yet over, so a sink that starts later knows what is active."""
+        if event.over:
+            self.alarms.pop(event.rule, None)
+        else:
+            self.alarms[event.rule] = event
+        for sub in self._subscriptions:
+            sub._offer(event)
 
     def on_status_change(self, listener: Callable[[SensorStatus], None]) -> Callable[[], None]:
         self._status_listeners.append(listener)

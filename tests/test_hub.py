@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from sensorlink.alarm_event import AlarmEvent
 from sensorlink.hub import Hub, kinds
 from sensorlink.samples import Reading, SensorInfo
 from sensorlink.status import SensorStatus
@@ -49,3 +50,23 @@ async def test_get_waits_for_a_sample_and_close_ends_iteration() -> None:
     hub.publish(reading(3))
     assert [r.seq async for r in sub] == [2]
     assert sub not in hub.subscriptions
+
+
+def alarm(transition: str, *, active: bool, acknowledged: bool, seq: int) -> AlarmEvent:
+    return AlarmEvent("hot-bearing", "cam/bearing/max", transition, "alarm", active,  # type: ignore[arg-type]
+                      acknowledged, "bearing above 70 °C", seq, seq, seq, 0, 71.0, 70.0)
+
+
+async def test_alarm_events_reach_subscribers_and_the_list_keeps_what_is_not_over() -> None:
+    hub = Hub()
+    sub = hub.subscribe("alarms", accepts=kinds(AlarmEvent))
+    hub.alarm(alarm("raised", active=True, acknowledged=False, seq=0))
+    assert set(hub.alarms) == {"hot-bearing"}
+    hub.alarm(alarm("cleared", active=False, acknowledged=False, seq=1))
+    assert hub.alarms["hot-bearing"].transition == "cleared"  # latched until acknowledged
+    hub.alarm(alarm("acknowledged", active=False, acknowledged=True, seq=2))
+    assert hub.alarms == {}
+    assert [e.transition for e in sub.get_nowait(10)] == ["raised", "cleared", "acknowledged"]
+    round_trip = AlarmEvent.from_dict(alarm("raised", active=True, acknowledged=False,
+                                            seq=3).to_dict())
+    assert round_trip == alarm("raised", active=True, acknowledged=False, seq=3)

@@ -54,18 +54,26 @@ class AlarmEvent:
     limit: float | None = None
     #: who acknowledged (a viewer's name and role), when transition is "acknowledged"
     by: str = ""
+    #: whether the rule latches: a latching alarm stays in the list once cleared until someone
+    #: acknowledges it; a non-latching one is over as soon as it clears. (Added by the
+    #: monitoring work: without it ``over`` could not tell a cleared non-latching alarm, which
+    #: nobody has to acknowledge, from a latched one that waits for an operator.)
+    latching: bool = True
 
     @property
     def over(self) -> bool:
-        """True when this alarm no longer needs anyone (cleared and acknowledged, or reset)."""
-        return self.transition == "reset" or (not self.active and self.acknowledged)
+        """True when this alarm no longer needs anyone: reset, or cleared and either
+        acknowledged or not latching."""
+        return self.transition == "reset" or (
+            not self.active and (self.acknowledged or not self.latching))
 
     def to_dict(self) -> dict[str, Any]:
         return {"rule": self.rule, "stream": self.stream, "transition": self.transition,
                 "level": self.level, "active": self.active, "acknowledged": self.acknowledged,
                 "message": self.message, "seq": self.seq, "t_mono_ns": self.t_mono_ns,
                 "t_wall_ns": self.t_wall_ns, "since_wall_ns": self.since_wall_ns,
-                "value": self.value, "limit": self.limit, "by": self.by}
+                "value": self.value, "limit": self.limit, "by": self.by,
+                "latching": self.latching}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AlarmEvent:
@@ -74,4 +82,5 @@ class AlarmEvent:
                    acknowledged=bool(d["acknowledged"]), message=d.get("message", ""),
                    seq=int(d["seq"]), t_mono_ns=int(d["t_mono_ns"]),
                    t_wall_ns=int(d["t_wall_ns"]), since_wall_ns=int(d["since_wall_ns"]),
-                   value=d.get("value"), limit=d.get("limit"), by=d.get("by", ""))
+                   value=d.get("value"), limit=d.get("limit"), by=d.get("by", ""),
+                   latching=bool(d.get("latching", True)))

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sensorlink.config_monitoring import ANALYSIS_KEYS, MonitorConfig, parse_monitoring
 from sensorlink.errors import ConfigError
 from sensorlink.options import parse_table
 
@@ -191,6 +192,8 @@ class Config:
     source: str = "<config>"
     mqtt: MqttConfig | None = None
     links: list[DashboardLink] = field(default_factory=list)
+    #: regions, bands, [[alarms]] and [[webhooks]] (sensorlink.config_monitoring)
+    monitoring: MonitorConfig = field(default_factory=MonitorConfig)
 
 
 def parse_listen(value: Any, source: str) -> tuple[str, int]:
@@ -260,10 +263,11 @@ def parse_service(raw: dict[str, Any], source: str) -> ServiceConfig:
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
-    unknown = set(data) - {"service", "sensors", "mqtt", "dashboard"}
+    unknown = set(data) - {"service", "sensors", "mqtt", "dashboard", "alarms", "webhooks"}
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; expected [service], "
-                          "[[sensors]] and optionally [mqtt], [dashboard]", source=source,
+                          "[[sensors]] and optionally [mqtt], [dashboard], [[alarms]], "
+                          "[[webhooks]]", source=source,
                           field=sorted(unknown)[0])
     service = data.get("service", {})
     if not isinstance(service, dict):
@@ -273,6 +277,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
         raise ConfigError("expected at least one [[sensors]] table", source=source, field="sensors")
     sensors: list[SensorConfig] = []
     seen: set[str] = set()
+    analysis: dict[str, dict[str, Any]] = {}
     for i, entry in enumerate(sensors_raw):
         if not isinstance(entry, dict):
             raise ConfigError("expected a table", source=source, field=f"sensors[{i}]")
@@ -288,12 +293,15 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
         if not isinstance(driver, str):
             raise ConfigError(f"expected a driver name, got {driver!r}", source=source, sensor=name,
                               field="driver")
-        options = {k: v for k, v in entry.items() if k not in ("name", "driver")}
+        options = {k: v for k, v in entry.items() if k not in ("name", "driver", *ANALYSIS_KEYS)}
+        analysis[name] = {k: entry[k] for k in ANALYSIS_KEYS if k in entry}
         sensors.append(SensorConfig(name=name, driver=driver, options=options))
     return Config(service=parse_service(service, source), sensors=sensors, source=source,
                   mqtt=parse_table(MqttConfig, data["mqtt"], "mqtt", source) if "mqtt" in data
                   else None,
-                  links=parse_links(data["dashboard"], source) if "dashboard" in data else [])
+                  links=parse_links(data["dashboard"], source) if "dashboard" in data else [],
+                  monitoring=parse_monitoring(analysis, data.get("alarms"), data.get("webhooks"),
+                                              source))
 
 
 # Triple-quoted strings first, or '""' would match the start of '"""...'.

@@ -109,6 +109,7 @@ class Hub:
         self.published = 0
         self._subscriptions: list[Subscription] = []
         self._status_listeners: list[Callable[[SensorStatus], None]] = []
+        self._alarm_listeners: list[Callable[[AlarmEvent], None]] = []
 
     def subscribe(self, name: str, *, maxsize: int = 256,
                   accepts: SampleFilter | None = None) -> Subscription:
@@ -154,6 +155,14 @@ class Hub:
             self.alarms[event.rule] = event
         for sub in self._subscriptions:
             sub._offer(event)
+        for listener in tuple(self._alarm_listeners):
+            listener(event)
+
+    def on_alarm(self, listener: Callable[[AlarmEvent], None]) -> Callable[[], None]:
+        """Call ``listener`` with every alarm event as it is published (a viewer's banner must
+        not wait for the next status tick); returns the function that stops it."""
+        self._alarm_listeners.append(listener)
+        return lambda: self._alarm_listeners.remove(listener)
 
     def on_status_change(self, listener: Callable[[SensorStatus], None]) -> Callable[[], None]:
         self._status_listeners.append(listener)

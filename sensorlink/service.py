@@ -21,7 +21,11 @@ from typing import Any
 
 import sensorlink
 from sensorlink import colormap
+from sensorlink.alarm_event import AlarmEvent
+from sensorlink.analysis.region_store import RegionStore, state_path_for
+from sensorlink.analysis.stage import AnalysisStage
 from sensorlink.config import Config, DashboardLink, SensorConfig, ServiceConfig, redact_secrets
+from sensorlink.config_monitoring import MonitorConfig, parse_monitoring
 from sensorlink.errors import ConfigError, ControlError
 from sensorlink.hub import Hub
 from sensorlink.options import build_options
@@ -41,8 +45,24 @@ log = logging.getLogger(__name__)
 DEMO_SENSORS = [
     SensorConfig("machine-cam", "sim-thermal", {}),
     SensorConfig("bearing-probes", "sim-probes", {}),
-    SensorConfig("spindle-mic", "sim-microphone", {}),
+    # The bearing noise grows 12 dB over the first minute, as a failing bearing would.
+    SensorConfig("spindle-mic", "sim-microphone", {"bearing_rise_db": 12.0,
+                                                   "bearing_rise_tau_s": 30.0}),
 ]
+#: What the demo watches with no config: the hot spot's housing, the bearing's band, the probes.
+#: Both alarms cross their warning and then their alarm level within the first minute.
+DEMO_MONITORING = parse_monitoring(
+    {"machine-cam": {"regions": [{"name": "housing", "kind": "box", "points": [[4, 4], [27, 19]]}]},
+     "spindle-mic": {"bands": {"custom": [{"name": "bearing", "low_hz": 1400.0,
+                                           "high_hz": 3000.0}]}}},
+    [{"name": "housing-hot", "stream": "machine-cam/housing/max", "condition": "above",
+      "warning": 50.0, "alarm": 54.0, "deadband": 2.0, "on_delay_s": 2.0, "latch": True,
+      "message": "Housing hot spot"},
+     {"name": "bearing-noise", "stream": "spindle-mic/band/bearing", "condition": "above",
+      "warning": -27.0, "alarm": -24.0, "deadband": 1.5, "on_delay_s": 1.0,
+      "message": "Bearing band (1.4-3 kHz) rising"},
+     {"name": "probes-silent", "sensor": "bearing-probes", "condition": "disconnected",
+      "alarm": 10.0}], None, "demo")
 
 
 def build_runners(sensors: Sequence[SensorConfig], hub: Hub, source: str) -> list[DriverRunner]:
@@ -61,11 +81,13 @@ def build_runners(sensors: Sequence[SensorConfig], hub: Hub, source: str) -> lis
 class Service:
     def __init__(self, settings: ServiceConfig, *, sensors: Sequence[SensorConfig] = (),
                  source: str = "<config>", record_dir: str | None = None,
-                 replay_path: str | None = None, replay_options: dict[str, Any] | None = None) -> None:
+                 replay_path: str | None = None, replay_options: dict[str, Any] | None = None,
+                 monitoring: MonitorConfig | None = None, state_path: str | None = None) -> None:
         self.settings = settings
         self.token = settings.token or secrets.token_urlsafe(18)
         self.hub = Hub(replay=replay_path is not None)
         self.runners = build_runners(sensors, self.hub, source)
+        self._source = source
         self.record_dir = record_dir or settings.record_dir
         self.replay_path = replay_path
         self.replay_options = replay_options or {}
@@ -83,10 +105,18 @@ class Service:
         self.url = ""
         self.bound: tuple[str, int] = (settings.host, settings.port)
         self._config_text = ""
+        # Regions, bands and alarms (sensorlink.analysis.stage); the region changes an operator
+        # makes on the dashboard are kept in state_path (beside the config), never in the TOML.
+        self.monitoring = monitoring or MonitorConfig()
+        self.state_path = state_path
+        self.stage: AnalysisStage | None = None
 
     @classmethod
     def from_config(cls, config: Config, **kwargs: Any) -> Service:
-        service = cls(config.service, sensors=config.sensors, source=config.source, **kwargs)
+        path = Path(config.source)
+        kwargs.setdefault("state_path", str(state_path_for(path)) if path.is_file() else None)
+        service = cls(config.service, sensors=config.sensors, source=config.source,
+                      monitoring=config.monitoring, **kwargs)
         service.links = list(config.links)
         try:
             # Recordings carry the config for provenance, never its tokens or credentials.
@@ -97,6 +127,11 @@ class Service:
             from sensorlink.bridges.mqtt import MqttExporter
 
             service.exporters.append(MqttExporter(service.hub, config.mqtt))
+        if config.monitoring.webhooks:
+            from sensorlink.bridges.webhook import WebhookSink
+
+            service.exporters += [WebhookSink(service.hub, hook)
+                                  for hook in config.monitoring.webhooks]
         return service
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -116,6 +151,11 @@ class Service:
                 self.cameras[info.name] = CameraView(self.hub, info)
             elif info.kind == "microphone":
                 self.beams[info.name] = Beamformer(self.hub, info)
+        # Before the sources start and the recorder opens: both then know the derived streams.
+        self.stage = AnalysisStage(self.hub, self.monitoring, store=RegionStore(self.state_path),
+                                   source=self._source, derive=self.replay is None)
+        self.stage.prepare()
+        self.stage.start()
         for part in (*self.cameras.values(), *self.beams.values()):
             part.start()
         if self.record_dir:
@@ -149,6 +189,8 @@ class Service:
         for viewer in list(self.viewers):
             await viewer.close()
         await self.readings.stop()
+        if self.stage is not None:
+            await self.stage.stop()
         for runner in self.runners:
             await runner.stop()
         if self.replay is not None:
@@ -203,7 +245,26 @@ class Service:
                 "beams": {name: beam.fixed_angle for name, beam in self.beams.items()},
                 "recording": self.recorder.status() if self.recorder is not None else None,
                 "replay": self.replay.status() if self.replay is not None else None,
-                "exports": [exporter.status() for exporter in self.exporters]}
+                "exports": [exporter.status() for exporter in self.exporters],
+                "regions": {name: list(info.meta.get("regions") or [])
+                            for name, info in self.hub.sensors.items() if info.kind == "thermal"}}
+
+    # -- monitoring ------------------------------------------------------------------------
+    def acknowledge_alarm(self, rule: str, by: str) -> AlarmEvent:
+        """An operator saw ``rule``'s alarm; ControlError (field "rule") when it is unknown or
+        has nothing to acknowledge. Other sinks (OPC UA ...) are handed this as a callable."""
+        if self.stage is None:
+            raise ControlError("the service has not started its alarm rules", field="rule")
+        return self.stage.acknowledge(rule, by)
+
+    def alarm_rules(self) -> list[dict[str, Any]]:
+        return self.stage.engine.rules() if self.stage is not None else []
+
+    def on_spectrum(self, listener: Any) -> Any:
+        """Each new spectrogram row of every microphone's beam, for the viewers."""
+        if self.stage is None:
+            return lambda: None
+        return self.stage.on_spectrum(listener)
 
     # -- control ---------------------------------------------------------------------------
     async def apply_control(self, message: dict[str, Any], *, viewer: str) -> dict[str, Any]:
@@ -213,6 +274,8 @@ class Service:
         if action == "steer":
             beam = self._sensor(self.beams, message["sensor"], "microphone")
             beam.steer_to(message["angle_deg"])
+            if self.stage is not None:
+                self.stage.steer(beam.sensor, beam.fixed_angle)
             return {"sensor": beam.sensor, "angle_deg": beam.fixed_angle, "follows_doa":
                     beam.fixed_angle is None}
         if action == "colormap":
@@ -220,6 +283,15 @@ class Service:
             view.set_view(map_name=message.get("map"), colour_range=message.get("range"))
             return {"sensor": view.sensor, "map": view.map,
                     "range": list(view.fixed_range) if view.fixed_range else "auto"}
+        if action == "ack_alarm":
+            event = self.acknowledge_alarm(message["rule"], by=f"{viewer} (operator)")
+            return {"rule": event.rule, "acknowledged": event.acknowledged, "by": event.by}
+        if action == "region":
+            if self.stage is None:
+                raise ControlError("the service has not started its analysis", field="type")
+            if message["action"] == "delete":
+                return await self.stage.delete_region(message["sensor"], message.get("name", ""))
+            return await self.stage.set_region(message["sensor"], message.get("region"))
         if action == "replay":
             if self.replay is None:
                 raise ControlError("this service is not replaying a recording", field="type")

@@ -230,7 +230,8 @@ async def test_status_matches_the_dashboard_schema(session):
         assert set(status) == set(schema["properties"])
         assert status == {"file": session.files[0].name, "position_s": 1.0,
                           "duration_s": pytest.approx(source.recording.duration_s, abs=1e-3),
-                          "speed": 0.5, "paused": True, "loop": True}
+                          "speed": 0.5, "paused": True, "loop": True,
+                          "alarms": []}  # this recording raised no alarm: no timeline marker
     finally:
         await source.stop()
 

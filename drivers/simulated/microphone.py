@@ -32,6 +32,10 @@ class MicrophoneOptions:
     #: RMS of each microphone's own noise, dBFS
     noise_dbfs: float = -45.0
     hum_hz: float = 100.0
+    #: the bearing noise starts this many dB below its level and rises toward it (a bearing
+    #: wearing out, as the demo's alarm sees it); 0 keeps it steady
+    bearing_rise_db: float = 0.0
+    bearing_rise_tau_s: float = 30.0
     seed: int = 3
 
     def __post_init__(self) -> None:
@@ -39,6 +43,10 @@ class MicrophoneOptions:
             raise ValueError("rate: must be 8000, 16000, 32000, 44100 or 48000")
         if not 64 <= self.block <= 8192:
             raise ValueError("block: must be 64-8192 samples")
+        if not 0.0 <= self.bearing_rise_db <= 60.0:
+            raise ValueError("bearing_rise_db: must be from 0 to 60")
+        if self.bearing_rise_tau_s <= 0:
+            raise ValueError("bearing_rise_tau_s: must be above 0")
 
 
 class SimulatedMicrophoneArray(MicrophoneArrayDriver):
@@ -54,6 +62,7 @@ class SimulatedMicrophoneArray(MicrophoneArrayDriver):
         hum = [(o.hum_hz * k, 0.5 / k) for k in range(1, 6)]
         bearing = [(float(f), 1.0) for f in rng.uniform(1500.0, min(2900.0, o.rate / 2.5), 80)]
         tones = hum + bearing
+        self._hum_tones = len(hum)
         self._freqs = np.array([f for f, _ in tones])
         amps = np.array([a for _, a in tones])
         self._phases = rng.uniform(0, 2 * math.pi, len(tones))
@@ -80,16 +89,25 @@ class SimulatedMicrophoneArray(MicrophoneArrayDriver):
         await super().open()
         self._ticker = Ticker(self.options.rate / self.options.block)
 
+    def bearing_gain_db(self, t_s: float) -> float:
+        """The bearing noise relative to its full level at ``t_s`` seconds (≤ 0 dB)."""
+        o = self.options
+        return -o.bearing_rise_db * math.exp(-t_s / o.bearing_rise_tau_s)
+
     def synthesize(self, start: int, count: int) -> np.ndarray:
         """int16 PCM (count, 4) of samples [start, start+count)."""
         o = self.options
         t = (start + np.arange(count)) / o.rate
         advance = arrival_advance_s(self._positions, self.direction_at(start / o.rate))
+        amps = self._amps
+        if o.bearing_rise_db:
+            amps = amps.copy()
+            amps[self._hum_tones:] *= 10 ** (self.bearing_gain_db(start / o.rate) / 20)
         out = np.empty((count, 4))
         for m in range(4):
             # Microphone m hears the source advance[m] seconds early: s(t + advance[m]).
             arg = 2 * np.pi * self._freqs[None, :] * (t[:, None] + advance[m]) + self._phases
-            out[:, m] = np.sin(arg) @ self._amps
+            out[:, m] = np.sin(arg) @ amps
         out += self._rng.normal(0.0, self._noise_rms, out.shape)
         return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
 

@@ -8,6 +8,10 @@ Topics (``P`` = ``<topic_prefix>/<site>/<machine>``, prefix ``sensorlink`` by de
   every ``status_interval_s`` (``schemas/mqtt-status.schema.json``).
 - ``P/availability``: ``online`` (retained) while connected; ``offline`` (retained) on a clean
   stop, and as the broker-side last will when the service dies or loses the network.
+- ``P/alarms/events``: every alarm state change (``schemas/alarm-event.schema.json``), not
+  retained; ``P/alarms/active/<rule>``: the rule's latest event, retained, while its alarm is not
+  over, then an empty retained payload (which deletes it). On each connect the exporter publishes
+  every alarm not over and deletes the retained alarms a previous run left that are over now.
 
 Payloads are JSON (UTF-8) or msgpack with the same structure. ``seq`` is contiguous per stream:
 a consumer sees a gap when the exporter's bounded queue had to drop, and a repeat (same stream
@@ -31,7 +35,9 @@ from typing import Any
 
 import msgpack
 
+from sensorlink.alarm_event import AlarmEvent
 from sensorlink.backoff import Backoff
+from sensorlink.bridges.payloads import alarm_payload
 from sensorlink.config import MqttConfig
 from sensorlink.hub import Event, Hub, Subscription
 from sensorlink.samples import Reading
@@ -77,6 +83,10 @@ class MqttExporter:
         self._pending: deque[tuple[str, bytes, bool, int]] = deque()
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        # Rules whose retained alarm the broker holds from before (seen on connect): deleted
+        # unless the alarm stands now.
+        self._retained: set[str] = set()
+        self._retained_seen = asyncio.Event()
 
     # -- topics and payloads ----------------------------------------------------------------
     def topic(self, sensor: str, leaf: str) -> str:
@@ -114,16 +124,24 @@ class MqttExporter:
                 "counters": dict(status.counters), "rate_hz": round(float(status.rate_hz), 3),
                 "t_wall_ns": status.t_wall_ns}
 
+    def _alarm_messages(self, event: AlarmEvent) -> list[tuple[str, bytes, bool, int]]:
+        body = self.encode(alarm_payload(event, site=self.settings.site,
+                                         machine=self.settings.machine, replay=self.hub.replay))
+        return [(f"{self.base}/alarms/events", body, False, 0),
+                (f"{self.base}/alarms/active/{event.rule}", b"" if event.over else body, True, 0)]
+
     def _messages(self, events: list[Event]) -> list[tuple[str, bytes, bool, int]]:
         """Events → (topic, payload, retain, readings count); per-sensor order is kept."""
         readings: dict[str, list[Reading]] = {}
         statuses: dict[str, SensorStatus] = {}
+        out = []
         for event in events:
             if isinstance(event, Reading):
                 readings.setdefault(event.sensor, []).append(event)
             elif isinstance(event, SensorStatus):
                 statuses[event.sensor] = event
-        out = []
+            elif isinstance(event, AlarmEvent):
+                out += self._alarm_messages(event)
         size = self.settings.batch
         for sensor, rows in readings.items():
             for i in range(0, len(rows), size):
@@ -142,7 +160,7 @@ class MqttExporter:
     async def start(self) -> None:
         self._sub = self.hub.subscribe(
             "mqtt", maxsize=self.settings.queue,
-            accepts=lambda e: e.__class__ is Reading or e.__class__ is SensorStatus)
+            accepts=lambda e: e.__class__ in (Reading, SensorStatus, AlarmEvent))
         self.state = "connecting"
         self._task = asyncio.create_task(self._run(), name="mqtt-export")
 
@@ -220,8 +238,13 @@ class MqttExporter:
             await self._publish(client, watcher, self.availability_topic, b"online", True,
                                 max(qos, 1))
             await self._publish_all_statuses(client, watcher)
+            for alarm in list(self.hub.alarms.values()):
+                for topic, body, retain, _ in self._alarm_messages(alarm)[1:]:
+                    await self._publish(client, watcher, topic, body, retain, qos)
+            await client.subscribe(f"{self.base}/alarms/active/+", qos=1)
             next_status = time.monotonic() + self.settings.status_interval_s
             while True:
+                self._clear_stale_alarms()
                 while self._pending:
                     topic, payload, retain, count = self._pending[0]
                     await self._publish(client, watcher, topic, payload, retain, qos)
@@ -245,22 +268,36 @@ class MqttExporter:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
 
+    def _clear_stale_alarms(self) -> None:
+        """Queue the deletion of retained alarms from before that do not stand now."""
+        self._retained_seen.clear()
+        for rule in sorted(self._retained - set(self.hub.alarms)):
+            self._pending.append((f"{self.base}/alarms/active/{rule}", b"", True, 0))
+        self._retained.clear()
+
     async def _watch(self, client: Any) -> None:
-        async for _message in client.messages:
-            pass  # we subscribe to nothing; this only ends when the connection does
+        # Only the retained alarms arrive here (we subscribe to nothing else); the loop also
+        # ends, with an error, when the connection does.
+        prefix = f"{self.base}/alarms/active/"
+        async for message in client.messages:
+            topic = str(message.topic)
+            if message.retain and message.payload and topic.startswith(prefix):
+                self._retained.add(topic[len(prefix):])
+                self._retained_seen.set()
 
     async def _wait_for_events(self, watcher: asyncio.Task[None], timeout: float) -> None:
         assert self._sub is not None
         getter = asyncio.ensure_future(self._sub.get())
         stopping = asyncio.ensure_future(self._stopping.wait())
+        retained = asyncio.ensure_future(self._retained_seen.wait())
         try:
-            await asyncio.wait({getter, watcher, stopping}, timeout=max(timeout, 0.0),
+            await asyncio.wait({getter, watcher, stopping, retained}, timeout=max(timeout, 0.0),
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             # Cancelling a get() that has not returned leaves its event in the queue.
-            getter.cancel()
-            stopping.cancel()
-            await asyncio.gather(getter, stopping, return_exceptions=True)
+            for waiter in (getter, stopping, retained):
+                waiter.cancel()
+            await asyncio.gather(getter, stopping, retained, return_exceptions=True)
         if not getter.cancelled() and getter.exception() is None:
             first = getter.result()
             self._pending.extend(self._messages(

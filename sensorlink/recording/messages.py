@@ -7,7 +7,9 @@ decodes for its well-known schemas as well as for our own (bytes travel as base6
 survive) and audio is ``foxglove.RawAudio`` (``pcm-s16``, every channel interleaved); both carry
 sensorlink's own fields (``sensor``, ``seq``, ``t_mono_ns`` ...) next to Foxglove's, which Foxglove
 ignores and the replay needs. Readings, sensor descriptions, status changes and control actions
-use ``sensorlink.*`` schemas.
+use ``sensorlink.*`` schemas. An alarm's change of state is recorded twice: as a
+``sensorlink.AlarmEvent`` (everything the replay needs) and as a ``foxglove.Log`` line, so
+Foxglove's Log panel lists the alarms with their level.
 
 Every schema converts under Foxglove's JSON-Schema decoder (``parseJsonSchema`` in its
 mcap-support package, and in the Lichtblick fork), which turns a whole topic into an error for
@@ -29,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from sensorlink.alarm_event import ALARM_LEVELS, ALARM_TRANSITIONS, AlarmEvent
 from sensorlink.errors import RecordingError
 from sensorlink.samples import QUALITIES, AudioBlock, Reading, SensorInfo, ThermalFrame
 from sensorlink.status import DRIVER_STATES, SensorStatus
@@ -42,11 +45,17 @@ READING = "sensorlink.Reading"
 SENSOR_INFO = "sensorlink.SensorInfo"
 SENSOR_STATUS = "sensorlink.SensorStatus"
 CONTROL = "sensorlink.ControlAction"
+ALARM = "sensorlink.AlarmEvent"
+LOG = "foxglove.Log"
 
 # Sensor names cannot start with "_" (config.py), so these topics never collide with a sensor's.
 TOPIC_SENSORS = "/_sensorlink/sensors"
 TOPIC_STATUS = "/_sensorlink/status"
 TOPIC_CONTROL = "/_sensorlink/control"
+TOPIC_ALARMS = "/_sensorlink/alarms"
+TOPIC_ALARM_LOG = "/_sensorlink/alarm_log"
+#: foxglove.LogLevel: INFO for a clear or an acknowledgement, WARNING / ERROR for the levels
+LOG_INFO, LOG_WARNING, LOG_ERROR = 2, 3, 4
 
 SAMPLE_SCHEMAS = frozenset({RAW_IMAGE, RAW_AUDIO, READING})
 
@@ -60,7 +69,18 @@ class ControlRecord:
     t_wall_ns: int
 
 
-RecordedEvent = ThermalFrame | AudioBlock | Reading | SensorInfo | SensorStatus | ControlRecord
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """A foxglove.Log line as recorded (what Foxglove shows; the replay reads AlarmEvents)."""
+
+    level: int
+    message: str
+    name: str
+    t_ns: int
+
+
+RecordedEvent = (ThermalFrame | AudioBlock | Reading | SensorInfo | SensorStatus | ControlRecord
+                 | AlarmEvent | LogRecord)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +177,40 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "viewer": {"type": "string"}, "message_json": _json_text("the control message"),
         "t_wall_ns": _NS,
     }, ["viewer", "message_json", "t_wall_ns"]),
+    ALARM: _schema(ALARM, "An alarm rule's change of state (sensorlink.alarm_event.AlarmEvent)", {
+        "timestamp": _TIME, "rule": {"type": "string"}, "stream": {"type": "string"},
+        "transition": _enum(ALARM_TRANSITIONS), "level": _enum(ALARM_LEVELS),
+        "active": {"type": "boolean"}, "acknowledged": {"type": "boolean"},
+        "latching": {"type": "boolean"}, "message": {"type": "string"},
+        "by": {"type": "string", "description": "who acknowledged"},
+        "seq": _SEQ, "t_mono_ns": _NS, "t_wall_ns": _NS, "since_wall_ns": _NS,
+        **_optional_number("value", "the value that caused the change"),
+        **_optional_number("limit", "the limit it crossed"),
+    }, ["timestamp", "rule", "stream", "transition", "level", "active", "acknowledged",
+        "message", "seq", "t_mono_ns", "t_wall_ns", "since_wall_ns"]),
+    LOG: {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": LOG,
+          "description": "A log message (Foxglove well-known schema)", "type": "object",
+          "properties": {
+              "timestamp": {**_TIME, "description": "Timestamp of log message"},
+              "level": {"title": "foxglove.LogLevel", "description": "Log level", "oneOf": [
+                  {"title": title, "const": value} for value, title in enumerate(
+                      ("UNKNOWN", "DEBUG", "INFO", "WARNING", "ERROR", "FATAL"))]},
+              "message": {"type": "string"}, "name": {"type": "string"},
+              "file": {"type": "string"}, "line": {"type": "integer", "minimum": 0}},
+          "required": ["timestamp", "level", "message", "name", "file", "line"]},
 }
+
+
+def encode_alarm(event: AlarmEvent) -> list[EncodedMessage]:
+    """An alarm event → its sensorlink.AlarmEvent message and its foxglove.Log line."""
+    level = LOG_INFO if event.transition in ("cleared", "acknowledged", "reset") else \
+        (LOG_ERROR if event.level == "alarm" else LOG_WARNING)
+    log = {"timestamp": _time(event.t_wall_ns), "level": level,
+           "message": f"[{event.level} {event.transition}] {event.message}"
+                      + (f" (by {event.by})" if event.by else ""),
+           "name": f"alarm/{event.rule}", "file": event.stream, "line": 0}
+    return [encode(event), EncodedMessage(TOPIC_ALARM_LOG, LOG, event.t_wall_ns,
+                                          event.seq & 0xFFFFFFFF, _dumps(log))]
 
 
 def schema_bytes(name: str) -> bytes:
@@ -282,6 +335,14 @@ def encode(event: RecordedEvent, log_time: int | None = None) -> EncodedMessage:
                 "t_wall_ns": event.t_wall_ns}
         return EncodedMessage(TOPIC_CONTROL, CONTROL,
                               event.t_wall_ns if log_time is None else log_time, 0, _dumps(body))
+    if isinstance(event, AlarmEvent):
+        body = {k: v for k, v in event.to_dict().items() if k not in ("value", "limit")}
+        body["timestamp"] = _time(event.t_wall_ns)
+        _put_number(body, "value", event.value)
+        _put_number(body, "limit", event.limit)
+        return EncodedMessage(TOPIC_ALARMS, ALARM, event.t_wall_ns if log_time is None
+                              else log_time, event.seq & 0xFFFFFFFF, _dumps(body),
+                              {"rule": event.rule, "stream": event.stream})
     raise TypeError(f"cannot record {type(event).__name__}")
 
 
@@ -322,6 +383,12 @@ def decode(schema_name: str, data: bytes, *, topic: str = "?") -> RecordedEvent:
             return SensorStatus.from_dict({**d, "counters": counters})
         if schema_name == CONTROL:
             return ControlRecord(d["viewer"], _json_field(d, "message"), d["t_wall_ns"])
+        if schema_name == ALARM:
+            return AlarmEvent.from_dict({**d, "value": _get_number(d, "value"),
+                                         "limit": _get_number(d, "limit")})
+        if schema_name == LOG:
+            t = d["timestamp"]
+            return LogRecord(d["level"], d["message"], d["name"], t["sec"] * 10**9 + t["nsec"])
     except RecordingError:
         raise
     except (ValueError, KeyError, TypeError) as exc:

@@ -31,6 +31,7 @@ from typing import IO, Any
 import mcap
 
 import sensorlink
+from sensorlink.alarm_event import AlarmEvent
 from sensorlink.errors import RecordingError
 from sensorlink.hub import Event, Hub, Subscription
 from sensorlink.recording import messages as mm
@@ -92,6 +93,7 @@ class Recorder:
         # Latest description/state per sensor, written again at the top of each rolled file.
         self._infos: dict[str, SensorInfo] = {}
         self._statuses: dict[str, SensorStatus] = {}
+        self._alarms: dict[str, AlarmEvent] = {}  # not over: written again at each file's top
         self._active = False
         self._starting: asyncio.Future[None] | None = None
 
@@ -132,6 +134,7 @@ class Recorder:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="recorder")
         self._infos = dict(self.hub.sensors)
         self._statuses = dict(self.hub.statuses)
+        self._alarms = dict(self.hub.alarms)
         if self.recover_cut:
             # Before the new file exists; events meanwhile wait in the (deep) queue.
             self.recovered += await self._run(recover_directory, self.directory, self.prefix)
@@ -251,6 +254,8 @@ class Recorder:
             self._write(mm.encode(info, start_ns))
         for status in self._statuses.values():
             self._write(mm.encode(status, start_ns))
+        for alarm in self._alarms.values():
+            self._write(mm.encode(alarm, start_ns))
         self._flush_chunk()
 
     def _close_file(self, reason: str) -> None:
@@ -299,6 +304,14 @@ class Recorder:
         elif isinstance(event, SensorStatus):
             self._statuses[event.sensor] = event
             msg = mm.encode(event)
+        elif isinstance(event, AlarmEvent):
+            if event.over:
+                self._alarms.pop(event.rule, None)
+            else:
+                self._alarms[event.rule] = event
+            *first, msg = mm.encode_alarm(event)
+            for record in first:
+                self._write(record)
         else:
             try:
                 msg = mm.encode(event)

@@ -10,17 +10,24 @@ Pause and speed changes never skip or repeat an event: besides the clock positio
 timeline shows) the source keeps a cursor, the log time of the last event it published and how
 many events at that log time it has published (several share one, e.g. a probe's channels). A
 resumed pacer starts from the cursor, so whatever was due but not yet sent goes out first.
+
+Recorded alarm events go out through ``Hub.alarm`` when their time comes, so a replay shows the
+alarms as they were raised live; a seek restores the list of alarms that were not over at that
+moment (and resets the ones that were not yet raised). The status lists when each alarm was
+raised or escalated, for the timeline's markers and its "next alarm".
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
 import logging
 import math
 from pathlib import Path
 from typing import Any
 
+from sensorlink.alarm_event import AlarmEvent
 from sensorlink.errors import ControlError
 from sensorlink.hub import Hub
 from sensorlink.recording import messages as mm
@@ -32,7 +39,9 @@ log = logging.getLogger(__name__)
 
 MIN_SPEED, MAX_SPEED = 0.1, 20.0
 ACTIONS = ("pause", "resume", "seek", "speed", "loop")
-_REPLAYED = mm.SAMPLE_SCHEMAS | {mm.SENSOR_INFO, mm.SENSOR_STATUS}
+_REPLAYED = mm.SAMPLE_SCHEMAS | {mm.SENSOR_INFO, mm.SENSOR_STATUS, mm.ALARM}
+_STATE = {mm.SENSOR_INFO, mm.SENSOR_STATUS, mm.ALARM}
+MAX_MARKS = 200  # alarm markers in the status (raised / escalated), the first ones
 
 
 def _check_speed(value: Any, field: str = "value") -> float:
@@ -72,17 +81,22 @@ class ReplaySource:
         self._ended = False
         # Descriptions and state changes by time, so a seek can restore what was true then.
         self._meta_times: list[int] = []
-        self._meta: list[SensorInfo | SensorStatus] = []
+        self._meta: list[SensorInfo | SensorStatus | AlarmEvent] = []
+        self.alarm_marks: list[dict[str, Any]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         first: dict[str, SensorInfo] = {}
-        for t, event in self.recording.events(schemas={mm.SENSOR_INFO, mm.SENSOR_STATUS}):
-            assert isinstance(event, (SensorInfo, SensorStatus))
+        for t, event in self.recording.events(schemas=_STATE):
+            assert isinstance(event, (SensorInfo, SensorStatus, AlarmEvent))
             self._meta_times.append(t)
             self._meta.append(event)
             if isinstance(event, SensorInfo):
                 first.setdefault(event.name, event)
+            elif isinstance(event, AlarmEvent) and event.transition in ("raised", "escalated") \
+                    and len(self.alarm_marks) < MAX_MARKS:
+                self.alarm_marks.append({"t_s": round(max(t - self.start_ns, 0) / 1e9, 3),
+                                         "rule": event.rule, "level": event.level})
         for info in first.values():
             self.hub.describe(info)
         self._restore_state(self._pos_ns)
@@ -132,7 +146,7 @@ class ReplaySource:
     def status(self) -> dict[str, Any]:
         return {"file": self.path.name, "position_s": round(self.position_s, 3),
                 "duration_s": round(self.recording.duration_s, 3), "speed": self.speed,
-                "paused": self.paused, "loop": self.loop}
+                "paused": self.paused, "loop": self.loop, "alarms": self.alarm_marks}
 
     @property
     def position_s(self) -> float:
@@ -179,12 +193,20 @@ class ReplaySource:
             pass
 
     def _restore_state(self, t_ns: int) -> None:
-        latest: dict[tuple[str, str], SensorInfo | SensorStatus] = {}
+        latest: dict[tuple[str, str], SensorInfo | SensorStatus | AlarmEvent] = {}
         for event in self._meta[:bisect.bisect_right(self._meta_times, t_ns)]:
-            key = ("info", event.name) if isinstance(event, SensorInfo) else ("status", event.sensor)
+            key = ("info", event.name) if isinstance(event, SensorInfo) else \
+                ("alarm", event.rule) if isinstance(event, AlarmEvent) else ("status", event.sensor)
             latest[key] = event
-        for event in latest.values():
-            self._emit(event)
+        standing = {key[1] for key, e in latest.items()
+                    if isinstance(e, AlarmEvent) and not e.over}
+        for rule, shown in list(self.hub.alarms.items()):
+            if rule not in standing:  # not raised yet at that moment (or already over)
+                self.hub.alarm(dataclasses.replace(shown, transition="reset", active=False,
+                                                   message="not standing at the replay's new position"))
+        for key, event in latest.items():
+            if key[0] != "alarm" or key[1] in standing:
+                self._emit(event)
 
     def _emit(self, event: mm.RecordedEvent) -> None:
         if isinstance(event, (ThermalFrame, AudioBlock, Reading)):
@@ -194,6 +216,8 @@ class ReplaySource:
             self.hub.describe(event)
         elif isinstance(event, SensorStatus):
             self.hub.set_status(event)
+        elif isinstance(event, AlarmEvent):
+            self.hub.alarm(event)
 
     async def _pace(self) -> None:
         loop = asyncio.get_running_loop()

@@ -9,7 +9,7 @@ satisfies these by shape; a test or another host can supply its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sensorlink.config import ServiceConfig
@@ -56,6 +56,13 @@ class MediaSource(Protocol):
 
     def status_message(self) -> dict[str, Any]:
         """The status every viewer is sent (sensors, recording, replay, exports)."""
+
+    def on_spectrum(self, listener: Callable[[Any], None]) -> Callable[[], None]:
+        """Call ``listener`` with each spectrogram row of a microphone's beam; returns the
+        function that stops it."""
+
+    def alarm_rules(self) -> list[dict[str, Any]]:
+        """The alarm rules, as the dashboard lists them beside the alarms."""
 
 
 class ViewerHost(MediaSource, Protocol):

@@ -27,7 +27,7 @@ from sensorlink.webrtc.fanout import frame_sender, pump, wait_open
 from sensorlink.webrtc.ice import rtc_configuration, set_local_answer
 from sensorlink.webrtc.media import BeamAudioTrack, ThermalVideoTrack
 from sensorlink.webrtc.teardown import close_peer
-from sensorlink.webrtc.wire import CHANNELS
+from sensorlink.webrtc.wire import CHANNELS, encode_alarms, encode_spectrum
 
 if TYPE_CHECKING:
     from sensorlink.webrtc.host import ViewerHost
@@ -157,6 +157,22 @@ class ViewerSession:
                 replay=self.service.hub.replay, counts=self.frame_counts)))
             self._unlisten.append(view.on_view_change(self._status_wakeup.set))
         self._unlisten.append(self.service.hub.on_status_change(lambda _s: self._status_wakeup.set()))
+        # Alarms go out as they change (the banner must not wait for the next status), and
+        # spectrogram rows beside the exact-°C frames.
+        self._unlisten.append(self.service.hub.on_alarm(self._send_alarm))
+        self._unlisten.append(self.service.on_spectrum(self._send_spectrum))
+
+    def _send_alarm(self, event: Any) -> None:
+        channel = self.channels["status"]
+        if channel.readyState == "open":
+            channel.send(encode_alarms(self.service.hub.alarms.values(), event))
+
+    def _send_spectrum(self, row: Any) -> None:
+        channel = self.channels["frames"]
+        if channel.readyState != "open" or channel.bufferedAmount > HIGH_WATER:
+            self.frame_counts["spectra_skipped"] += 1
+            return
+        channel.send(encode_spectrum(row, replay=self.service.hub.replay))
 
     # -- senders ---------------------------------------------------------------------------
     async def _send_readings(self) -> None:
@@ -176,6 +192,8 @@ class ViewerSession:
     async def _send_status(self) -> None:
         channel = self.channels["status"]
         await wait_open(channel)
+        channel.send(encode_alarms(self.service.hub.alarms.values(),
+                                   rules=self.service.alarm_rules()))
         views_sent: dict[str, Any] = {}
         while channel.readyState == "open":
             for name, view in self.service.cameras.items():

@@ -80,6 +80,8 @@ class Viewer:
         self.last_video: dict[str, np.ndarray] = {}
         self.last_frames: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
         self.last_status: dict[str, Any] = {}
+        #: the last alarm list the service sent (active alarms, the event that changed it)
+        self.alarms: dict[str, Any] = {}
         self.readings = 0
         self.frames = 0
         self.seq_gaps = 0
@@ -347,6 +349,10 @@ class Viewer:
         elif kind == "view":
             self.on_event({"event": "view", "sensor": message["sensor"], "map": message["map"],
                            "auto": message["auto"], "range": message["range"]})
+        elif kind == "alarms":
+            self.alarms = message
+            self.on_event({"event": "alarms", "received_ns": time.time_ns(),
+                           **{k: v for k, v in message.items() if k != "type"}})
 
     async def control(self, message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
         """Send a control message (an id is added) and wait for its reply or error."""

@@ -94,6 +94,31 @@ def encode_frame(frame: ThermalFrame, colour_range: tuple[float, float], *,
     return out
 
 
+# -- monitoring ----------------------------------------------------------------------------
+
+def encode_alarms(active: Iterable[Any], event: Any = None,
+                  rules: list[dict[str, Any]] | None = None) -> bytes:
+    """The alarm list (status channel): every alarm not over, the event that changed it (None
+    for a snapshot), and on connect the rules they come from (schemas/alarms.schema.json)."""
+    message: dict[str, Any] = {"type": "alarms", "active": [a.to_dict() for a in active]}
+    if event is not None:
+        message["event"] = event.to_dict()
+    if rules is not None:
+        message["rules"] = rules
+    return msgpack.packb(message)
+
+
+def encode_spectrum(row: Any, *, replay: bool = False) -> bytes:
+    """One spectrogram row of a microphone's beam (frames channel, schemas/spectrum.schema.json)."""
+    message: dict[str, Any] = {
+        "type": "spectrum", "sensor": row.sensor, "seq": row.seq, "t_wall_ns": row.t_wall_ns,
+        "f_max_hz": float(row.f_max_hz), "floor_db": row.floor_db, "ceil_db": row.ceil_db,
+        "levels": row.levels, "angle_deg": row.angle_deg}
+    if replay:
+        message["replay"] = True
+    return msgpack.packb(message)
+
+
 class FrameAssembler:
     """Viewer side: joins row bands back into a °C array; a frame with a lost band is dropped."""
 
@@ -126,7 +151,8 @@ def decode_message(data: bytes | str) -> dict[str, Any]:
     message = msgpack.unpackb(data if isinstance(data, bytes) else data.encode(), raw=False)
     kind = message.get("type") if isinstance(message, dict) else None
     schema = {"readings": "readings", "frame": "frame", "status": "status", "view": "view",
-              "reply": "reply", "error": "error"}.get(kind)
+              "reply": "reply", "error": "error", "alarms": "alarms",
+              "spectrum": "spectrum"}.get(kind)
     if schema is None:
         raise MessageError(f"unknown message type {kind!r}", field="type")
     validate(schema, message)

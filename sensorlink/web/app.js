@@ -11,6 +11,7 @@ import { ProbePlot } from "./plots.js";
 import { MicrophonePanel } from "./audio.js";
 import { StatusPanel } from "./status.js";
 import { RecordButton, ReplayBar } from "./controls.js";
+import { AlarmPanel } from "./alarms.js";
 import { el } from "./dom.js";
 
 const STATE_LABEL = {
@@ -22,7 +23,7 @@ const STATE_LABEL = {
 
 const $ = (sel) => document.querySelector(sel);
 const counts = { readings: 0, reading_batches: 0, frame_messages: 0, status: 0, views: 0,
-                 replies: 0, errors: 0, invalid: 0 };
+                 replies: 0, errors: 0, invalid: 0, alarms: 0, spectra: 0 };
 const last = new Map();
 const panels = { thermal: new Map(), probe: new Map(), microphone: new Map() };
 const invalidLog = [];
@@ -82,6 +83,12 @@ const selector = new LinkSelector($(".conn-box"), { onSelect: (name) => switchTo
 
 const recordButton = new RecordButton($("#session-tools"), { conn, notify });
 const replayBar = new ReplayBar($("#replay-host"), { conn, notify });
+const alarmPanel = new AlarmPanel($("#alarm-banner-host"), $("#alarms-host"), { conn, notify });
+alarmPanel.onEvent((event) => {
+  const sensor = event.stream.split("/")[0];
+  panels.probe.get(sensor)?.markAlarm(event);
+  panels.thermal.get(sensor)?.regions.onAlarm(event, [...alarmPanel.active.values()]);
+});
 
 function tokenFromUrl() {
   return paramFromUrl("token") ?? "";
@@ -107,6 +114,7 @@ function clearPanels() {
   for (const id of ["#cameras", "#probes", "#mics"]) $(id).replaceChildren();
   statusPanel.setSensors([]);
   statusPanel.onExports([]);
+  alarmPanel.reset();
 }
 
 /** Show another service (connect there), a Janus room (subscribe), or, for null, this one. */
@@ -182,6 +190,7 @@ function onHello(hello) {
   $("#mode").classList.toggle("hidden", !hello.replay);
   recordButton.configure(hello);
   replayBar.configure(hello);
+  alarmPanel.configure(hello);
   const key = JSON.stringify(hello.sensors.map((s) => [s.name, s.kind]));
   if (key === sensorsKey) return; // a reconnect to the same service keeps the panels and history
   sensorsKey = key;
@@ -208,6 +217,12 @@ function onMessage(msg) {
     case "view":
       counts.views++;
       return panels.thermal.get(msg.sensor)?.onView(msg);
+    case "alarms":
+      counts.alarms++;
+      return alarmPanel.onMessage(msg);
+    case "spectrum":
+      counts.spectra++;
+      return panels.microphone.get(msg.sensor)?.onSpectrum(msg);
     case "status":
       counts.status++;
       lastStatus = msg;
@@ -219,6 +234,9 @@ function onMessage(msg) {
       }
       if ("recording" in msg) recordButton.onStatus(msg.recording);
       if (msg.replay) replayBar.onStatus(msg.replay);
+      for (const [camera, regions] of Object.entries(msg.regions ?? {})) {
+        panels.thermal.get(camera)?.regions.setRegions(regions);
+      }
       return;
     case "reply":
       counts.replies++;
@@ -248,6 +266,8 @@ function onReadings(rows) {
       bySensor.get(sensor).push(row);
     } else if (panels.microphone.has(sensor)) {
       panels.microphone.get(sensor).onReading(channel, row[3]);
+    } else if (panels.thermal.has(sensor)) {
+      panels.thermal.get(sensor).onReading(channel, row[3]);
     }
   }
   for (const [sensor, list] of bySensor) panels.probe.get(sensor).add(list);
@@ -293,6 +313,7 @@ Object.defineProperty(window, "sensorlink", {
     get cameras() { return snapshotOf(panels.thermal); },
     get probes() { return snapshotOf(panels.probe); },
     get microphones() { return snapshotOf(panels.microphone); },
+    get alarms() { return alarmPanel.snapshot(); },
     get status() { return lastStatus ? structuredClone(lastStatus) : null; },
     get last_reply() { return lastReply ? structuredClone(lastReply) : null; },
     get control_errors() { return controlErrors.map((e) => ({ ...e })); },

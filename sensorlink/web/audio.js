@@ -4,6 +4,7 @@
 // Angles: 0° = +x of the array (right), counter-clockwise, as the service reports them.
 
 import { el, perFrame, wrapDeg } from "./dom.js";
+import { SpectrumView } from "./spectrum.js";
 
 const LEVEL_FLOOR_DB = -80;
 const HISTORY = 40;
@@ -27,7 +28,12 @@ export class MicrophonePanel {
     this.hover = null;
     this.blocked = false;
     this.build(sensor);
+    this.spectrum = new SpectrumView(this);
     parent.append(this.root);
+  }
+
+  onSpectrum(msg) {
+    this.spectrum.onSpectrum(msg);
   }
 
   build(sensor) {
@@ -144,6 +150,10 @@ export class MicrophonePanel {
   }
 
   onReading(channel, value) {
+    if (channel.startsWith("band/")) {
+      this.spectrum.onBand(channel.slice(5), value);
+      return;
+    }
     if (channel === "doa") {
       this.doa = wrapDeg(value);
       this.history.push(this.doa);
@@ -265,7 +275,8 @@ export class MicrophonePanel {
     return { doa: this.doa, level: this.level, beam: this.beam ?? null, follow: this.follow,
              beam_angle: this.beamAngle ?? null, steer_result: this.lastSteer?.result ?? null,
              playing: !this.audio.paused && !!this.audio.srcObject, blocked: this.blocked,
-             muted: this.audio.muted, current_time: this.audio.currentTime };
+             muted: this.audio.muted, current_time: this.audio.currentTime,
+             spectrum: this.spectrum.snapshot() };
   }
 }
 

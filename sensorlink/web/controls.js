@@ -64,8 +64,14 @@ export class ReplayBar {
       ...SPEEDS.map((s) => el("option", { value: s, selected: s === 1 }, `${s}×`)));
     this.loop = el("input", { type: "checkbox", class: "loop" });
     this.file = el("span", { class: "file muted" }, "");
+    // Where alarms were raised in the recording, over the timeline; "Next alarm" seeks there.
+    this.marks = el("div", { class: "alarm-marks", "data-testid": "replay-alarm-marks" });
+    this.nextBtn = el("button", { class: "small next-alarm", "data-testid": "replay-next-alarm",
+                                  title: "Seek to the next alarm raised in the recording" }, "Next alarm ▸");
+    this.nextBtn.addEventListener("click", () => this.nextAlarm());
     this.root = el("div", { class: "replay-bar hidden", "data-testid": "replay-bar" },
-      el("span", { class: "badge replay" }, "REPLAY"), this.playBtn, this.timeline, this.pos,
+      el("span", { class: "badge replay" }, "REPLAY"), this.playBtn,
+      el("div", { class: "timeline-wrap" }, this.timeline, this.marks), this.pos, this.nextBtn,
       el("label", {}, "Speed ", this.speed), el("label", { class: "check" }, this.loop, " Loop"), this.file);
     host.append(this.root);
 
@@ -87,7 +93,7 @@ export class ReplayBar {
     this.root.classList.toggle("hidden", !hello.replay);
     document.body.classList.toggle("replaying", !!hello.replay);
     const operator = hello.role === "operator";
-    for (const e of [this.playBtn, this.timeline, this.speed, this.loop]) e.disabled = !operator;
+    for (const e of [this.playBtn, this.timeline, this.speed, this.loop, this.nextBtn]) e.disabled = !operator;
   }
 
   async send(action, value) {
@@ -97,6 +103,24 @@ export class ReplayBar {
     } catch (err) {
       this.notify(`Replay ${action} refused: ${err.message}`, "error");
     }
+  }
+
+  showMarks(marks, duration) {
+    const key = `${duration}|${marks.length}`;
+    if (key === this.marksKey || !(duration > 0)) return;
+    this.marksKey = key;
+    this.alarmTimes = marks.map((m) => m.t_s);
+    this.nextBtn.classList.toggle("hidden", marks.length === 0);
+    this.marks.replaceChildren(...marks.map((m) => el("i", {
+      class: m.level, style: `left:${(100 * m.t_s / duration).toFixed(3)}%`,
+      title: `${m.rule}: ${m.level} at ${fmtDuration(m.t_s)}` })));
+  }
+
+  nextAlarm() {
+    const now = this.state?.position_s ?? 0;
+    const next = (this.alarmTimes ?? []).find((t) => t > now + 0.5);
+    if (next === undefined) this.notify("No alarm after this point of the recording", "info");
+    else this.send("seek", Math.max(0, next - 2)); // a moment before, to see it come
   }
 
   onStatus(replay) {
@@ -113,6 +137,7 @@ export class ReplayBar {
       this.speed.value = String(nearest);
     }
     if (typeof replay.loop === "boolean") this.loop.checked = replay.loop;
+    this.showMarks(replay.alarms ?? [], replay.duration_s);
     this.file.textContent = replay.file ?? "";
   }
 }

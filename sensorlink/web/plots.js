@@ -21,6 +21,7 @@ export class ProbePlot {
     this.points = 0;
     this.suspect = 0;
     this.last = {};
+    this.marks = []; // alarm events on this sensor's streams: {t, level, transition, rule}
     this.chips = el("div", { class: "chips" });
     this.host = el("div", { class: "plot-host", "data-testid": `plot-${this.sensor}` });
     this.root = el("section", { class: "panel probes", "data-sensor": this.sensor },
@@ -60,12 +61,36 @@ export class ProbePlot {
           values: (u, splits) => splits.map(clock) },
         { ...axis, size: 56, values: (u, vals) => vals.map((v) => `${v.toFixed(1)}${unit ? " " + unit : ""}`) },
       ],
+      hooks: { draw: [(u) => this.drawMarks(u)] },
       series: [{}, ...this.streams.map((s, i) => ({
         label: s, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: true,
         points: { show: false },
       }))],
     };
     this.plot = new uPlot(opts, [this.t, ...this.cols], this.host);
+  }
+
+  /** An alarm event on one of this sensor's streams: a vertical marker at its time. */
+  markAlarm(event) {
+    if (!["raised", "escalated", "cleared"].includes(event.transition)) return;
+    this.marks.push({ t: event.t_wall_ns / 1e9, level: event.level, transition: event.transition,
+                      rule: event.rule });
+    if (this.marks.length > 100) this.marks.shift();
+    this.schedule();
+  }
+
+  drawMarks(u) {
+    const g = u.ctx, { top, height } = u.bbox;
+    g.save();
+    g.lineWidth = 2 * (window.devicePixelRatio || 1);
+    for (const m of this.marks) {
+      const x = u.valToPos(m.t, "x", true);
+      if (!Number.isFinite(x) || x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+      g.strokeStyle = m.transition === "cleared" ? "#3ddc97" : m.level === "alarm" ? "#ff5d5d" : "#ffb020";
+      g.setLineDash(m.transition === "cleared" ? [4, 4] : []);
+      g.beginPath(); g.moveTo(x, top); g.lineTo(x, top + height); g.stroke();
+    }
+    g.restore();
   }
 
   fit() {
@@ -140,7 +165,7 @@ export class ProbePlot {
 
   snapshot() {
     return { streams: [...this.streams], rows: this.t.length, points: this.points,
-             updates: this.updates, suspect: this.suspect,
+             updates: this.updates, suspect: this.suspect, marks: this.marks.map((m) => ({ ...m })),
              last: Object.fromEntries(Object.entries(this.last).map(([k, v]) => [k, v.value])) };
   }
 }

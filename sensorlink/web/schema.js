@@ -11,6 +11,8 @@ const FILES = {
   reply: "control-reply.schema.json",
   error: "error.schema.json",
   signaling: "signaling.schema.json",
+  alarms: "alarms.schema.json",
+  spectrum: "spectrum.schema.json",
 };
 
 export class Schemas {

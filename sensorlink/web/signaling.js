@@ -13,7 +13,7 @@ const PING_INTERVAL_MS = 2000;
 
 // Which schema checks a message, by the "type" it claims; anything else is refused.
 export const SCHEMA_OF = { readings: "readings", frame: "frame", status: "status", view: "view",
-                    reply: "reply", error: "error" };
+                    reply: "reply", error: "error", alarms: "alarms", spectrum: "spectrum" };
 
 export class Connection {
   /**

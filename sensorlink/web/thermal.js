@@ -3,6 +3,7 @@
 // cursor, min/max markers, a pinned spot, and the colour scale of the map the video uses.
 
 import { el, fmtC, perFrame } from "./dom.js";
+import { RegionLayer } from "./regions.js";
 
 const GREY_LUT = Uint8Array.from({ length: 768 }, (_, i) => Math.floor(i / 3));
 
@@ -27,6 +28,13 @@ export class ThermalView {
     this.view = null;
     this.lut = GREY_LUT;
     this.build(parent, sensor, colormaps);
+    this.regions = new RegionLayer(this, { conn, notify, canControl });
+    this.regions.setRegions(this.meta.regions ?? []);
+  }
+
+  /** A reading of this camera (its regions' statistics). */
+  onReading(channel, value) {
+    if (this.regions.onReading(channel, value)) this.scheduleRedraw();
   }
 
   build(parent, sensor, colormaps) {
@@ -96,6 +104,7 @@ export class ThermalView {
       this.redraw();
     });
     this.overlay.addEventListener("click", (ev) => {
+      if (this.regions?.busy) return; // a region tool is in use: the click is its
       const p = this.pixelAt(ev);
       this.spot = this.spot && this.spot.px === p.px && this.spot.py === p.py ? null : p;
       this.redraw();
@@ -283,6 +292,7 @@ export class ThermalView {
     const W = cv.width / dpr, H = cv.height / dpr;
     const sx = W / f.width, sy = H / f.height;
     const centre = (p) => [(p.px + 0.5) * sx, (p.py + 0.5) * sy];
+    this.regions?.draw(g, sx, sy, f);
     marker(g, ...centre(f.maxAt), "#ff4d4f", `max ${fmtC(f.max)}`, W, H, "tri-up");
     marker(g, ...centre(f.minAt), "#4dabff", `min ${fmtC(f.min)}`, W, H, "tri-down");
     if (this.spot) marker(g, ...centre(this.spot), "#ffffff", `spot ${fmtC(this.at(this.spot))}`, W, H, "square");
@@ -335,7 +345,7 @@ export class ThermalView {
       max_at: f ? { ...f.maxAt } : null, range: f ? [...f.range] : null,
       cursor: this.cursor ? { ...this.cursor, celsius: this.at(this.cursor) } : null,
       spot: this.spot ? { ...this.spot, celsius: this.at(this.spot) } : null,
-      map: this.view?.map ?? null, auto: this.view?.auto ?? null,
+      map: this.view?.map ?? null, auto: this.view?.auto ?? null, regions: this.regions.snapshot(),
       video: { frames: this.videoFrames, current_time: v.currentTime, width: v.videoWidth,
                height: v.videoHeight, paused: v.paused },
     };

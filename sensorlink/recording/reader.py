@@ -207,8 +207,16 @@ class Recording:
 
     # -- what is in it ---------------------------------------------------------------------
     @property
+    def label(self) -> str:
+        return self.path.name
+
+    @property
     def duration_s(self) -> float:
         return max(self.end_ns - self.start_ns, 0) / 1e9
+
+    def count(self, schemas: Collection[str]) -> int:
+        """Messages of these schemas (for progress reports)."""
+        return sum(self.message_counts.get(s.channel_id, 0) for s in self.streams_with(schemas))
 
     @property
     def message_count(self) -> int:

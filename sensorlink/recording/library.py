@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sensorlink.errors import RecordingError
-from sensorlink.recording.segment_stats import AlarmMark
+from sensorlink.recording.segment_stats import DEFAULT_BUCKET_NS, AlarmMark
 from sensorlink.recording.segment_files import COLUMNS, Segment, describe_file, segment_files
 
 log = logging.getLogger(__name__)
@@ -253,6 +253,14 @@ class Library:
                 "GROUP BY t ORDER BY t",
                 {"bin": bin_ns, "stream": stream, "lo": from_ns - from_ns % bin_ns,
                  "hi": to_ns}).fetchall()
+
+    def trend_count(self, stream: str, from_ns: int, to_ns: int) -> int:
+        """How many samples of ``stream`` the buckets in the window counted."""
+        with self._db() as db:
+            (n,) = db.execute("SELECT COALESCE(SUM(n), 0) FROM trend WHERE stream = ? AND "
+                              "bucket_ns >= ? AND bucket_ns < ?",
+                              (stream, from_ns - from_ns % DEFAULT_BUCKET_NS, to_ns)).fetchone()
+        return int(n)
 
     def deletions(self, limit: int = 100) -> list[dict[str, Any]]:
         with self._db() as db:

@@ -312,11 +312,14 @@ class Recording:
             raise RecordingError(f"{self.path}: unreadable chunk at byte {ref.offset}: {exc}") from exc
 
     def events(self, *, start_ns: int | None = None, end_ns: int | None = None,
-               schemas: Collection[str] | None = None) -> Iterator[tuple[int, mm.RecordedEvent]]:
-        """(log_time, event) in log-time order, decoded; channels of unknown schemas are skipped."""
+               schemas: Collection[str] | None = None, topics: Collection[str] | None = None
+               ) -> Iterator[tuple[int, mm.RecordedEvent]]:
+        """(log_time, event) in log-time order, decoded; channels of unknown schemas are
+        skipped; ``topics`` keeps only those channels (only their chunks are read)."""
         known = set(mm.SCHEMAS) if schemas is None else set(schemas) & set(mm.SCHEMAS)
         ids = [s.channel_id for s in self.streams.values()
-               if s.schema in known and s.message_encoding == mm.MESSAGE_ENCODING]
+               if s.schema in known and s.message_encoding == mm.MESSAGE_ENCODING
+               and (topics is None or s.topic in topics)]
         for stream, msg in self.messages(start_ns=start_ns, end_ns=end_ns, channel_ids=ids):
             yield msg.log_time, mm.decode(stream.schema, msg.data, topic=stream.topic)
 

@@ -74,7 +74,8 @@ class RecordingSet:
         return sum(n for p in self.parts for schema, n in p.counts.items() if schema in schemas)
 
     def events(self, *, start_ns: int | None = None, end_ns: int | None = None,
-               schemas: Collection[str] | None = None) -> Iterator[tuple[int, mm.RecordedEvent]]:
+               schemas: Collection[str] | None = None, topics: Collection[str] | None = None
+               ) -> Iterator[tuple[int, mm.RecordedEvent]]:
         """(log_time, event) of every segment, in log-time order, ``start_ns <= t < end_ns``."""
         todo = [p for p in self.parts
                 if (start_ns is None or p.end_ns >= start_ns)
@@ -85,7 +86,7 @@ class RecordingSet:
         while heap or i < len(todo):
             # Open every segment that may hold something before the earliest event in hand.
             while i < len(todo) and (not heap or todo[i].start_ns <= heap[0][0]):
-                stream = self._events_of(todo[i], start_ns, end_ns, schemas)
+                stream = self._events_of(todo[i], start_ns, end_ns, schemas, topics)
                 first = next(stream, None)
                 if first is not None:
                     heapq.heappush(heap, (first[0], i, next(order), first[1], stream))
@@ -101,7 +102,8 @@ class RecordingSet:
                 heapq.heapreplace(heap, (following[0], part, next(order), following[1], stream))
 
     def _events_of(self, part: _Part, start_ns: int | None, end_ns: int | None,
-                   schemas: Collection[str] | None) -> Iterator[tuple[int, Any]]:
+                   schemas: Collection[str] | None,
+                   topics: Collection[str] | None) -> Iterator[tuple[int, Any]]:
         try:
             rec = Recording(part.path)
         except RecordingError as exc:
@@ -110,7 +112,8 @@ class RecordingSet:
             return
         self._open.append(rec)
         try:
-            yield from rec.events(start_ns=start_ns, end_ns=end_ns, schemas=schemas)
+            yield from rec.events(start_ns=start_ns, end_ns=end_ns, schemas=schemas,
+                                  topics=topics)
         finally:
             rec.close()
             if rec in self._open:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sensorlink.errors import RecordingError
+from sensorlink.recording.recovery import is_locked
 from sensorlink.recording.segment_stats import DEFAULT_BUCKET_NS, AlarmMark
 from sensorlink.recording.segment_files import COLUMNS, Segment, describe_file, segment_files
 
@@ -118,10 +119,12 @@ class Library:
                 target.replace(target.with_name(target.name + ".unreadable"))
 
     # -- what the recorder tells it (worker thread; never raises into the recording) -------
-    def segment_opened(self, path: Path, start_ns: int) -> None:
+    def segment_opened(self, path: Path, start_ns: int, session: str = "",
+                       previous: str = "") -> None:
         try:
             with self._db() as db:
-                self._put(db, Segment(path.name, 0, 0, start_ns, start_ns, "open"), None)
+                self._put(db, Segment(path.name, 0, 0, start_ns, start_ns, "open",
+                                      session=session, previous=previous), None)
         except (sqlite3.Error, OSError) as exc:
             log.warning("recordings index: cannot note %s: %s", path.name, exc)
 
@@ -165,6 +168,8 @@ class Library:
             was = known.get(path.name)
             if was is not None and was[:2] == (size, mtime_ns) and was[2] != "open":
                 continue
+            if was is not None and was[2] == "open" and is_locked(path):
+                continue  # still being recorded: the recorder's own row says more than the file
             try:
                 segment = self.index_file(path)
             except RecordingError as exc:

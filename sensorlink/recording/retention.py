@@ -102,8 +102,8 @@ class Keeper:
         self.policy = policy
         self.deleted = 0
 
-    def segment_opened(self, path: Path, start_ns: int) -> None:
-        self.library.segment_opened(path, start_ns)
+    def segment_opened(self, path: Path, start_ns: int, session: str, previous: str) -> None:
+        self.library.segment_opened(path, start_ns, session, previous)
 
     def segment_closed(self, path: Path) -> None:
         self.library.segment_closed(path)

@@ -48,7 +48,7 @@ Written = Event | mm.ControlRecord
 class Catalog(Protocol):
     """Who is told about segments (the recordings library); called in the worker thread."""
 
-    def segment_opened(self, path: Path, start_ns: int) -> None: ...
+    def segment_opened(self, path: Path, start_ns: int, session: str, previous: str) -> None: ...
 
     def segment_closed(self, path: Path) -> None: ...
 
@@ -143,7 +143,8 @@ class SegmentWriter:
             self._write(mm.encode(status, start_ns))
         self.flush_chunk()
         if self.catalog is not None and self.file is None:
-            self.catalog.segment_opened(path, start_ns)
+            self.catalog.segment_opened(path, start_ns, self._session_id,
+                                        previous.name if previous else "")
 
     def close(self, reason: str) -> None:
         """Finish the current segment: summary, index, and into the catalog. OSError leaves

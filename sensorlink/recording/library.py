@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,13 +31,13 @@ from typing import Any
 
 from sensorlink.errors import RecordingError
 from sensorlink.recording.recovery import is_locked
-from sensorlink.recording.segment_stats import DEFAULT_BUCKET_NS, AlarmMark
+from sensorlink.recording.segment_stats import AlarmMark
 from sensorlink.recording.segment_files import COLUMNS, Segment, describe_file, segment_files
 
 log = logging.getLogger(__name__)
 
 INDEX_NAME = ".sensorlink-index.sqlite"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS segments(
@@ -50,10 +51,10 @@ CREATE INDEX IF NOT EXISTS segments_by_time ON segments(start_ns);
 CREATE TABLE IF NOT EXISTS alarms(segment TEXT NOT NULL, t_wall_ns INTEGER NOT NULL,
   rule TEXT NOT NULL, level TEXT NOT NULL, transition TEXT NOT NULL, message TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS alarms_by_segment ON alarms(segment);
-CREATE TABLE IF NOT EXISTS trend(segment TEXT NOT NULL, stream TEXT NOT NULL,
-  bucket_ns INTEGER NOT NULL, n INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
-  total REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS trend_by_stream ON trend(stream, bucket_ns);
+-- Clustered by stream and time (WITHOUT ROWID): a trend reads one contiguous range.
+CREATE TABLE IF NOT EXISTS trend(stream TEXT NOT NULL, bucket_ns INTEGER NOT NULL,
+  segment TEXT NOT NULL, n INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
+  total REAL NOT NULL, PRIMARY KEY (stream, bucket_ns, segment)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS trend_by_segment ON trend(segment);
 CREATE TABLE IF NOT EXISTS deletions(name TEXT NOT NULL, start_ns INTEGER NOT NULL,
   end_ns INTEGER NOT NULL, size INTEGER NOT NULL, holds_alarm INTEGER NOT NULL,
@@ -68,30 +69,48 @@ class Library:
         self.prefix = prefix
         self.recover_cut = recover_cut
         self.path = self.directory / INDEX_NAME
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._stale = False
 
     # -- the database ----------------------------------------------------------------------
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        """One connection per use: the recorder's thread, the dashboard's and the CLI's each
-        get their own (sqlite3 connections are not to be shared between threads)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        try:
-            db = self._open()
-        except sqlite3.DatabaseError as exc:
-            # Not a database (a crash of the disk itself, a stray file): the files are the
-            # truth, so the index is moved aside and built again from them.
-            log.warning("recordings index %s unreadable (%s): rebuilding it from the files",
-                        self.path, exc)
-            self._discard()
-            db = self._open()
-        try:
-            with db:  # one transaction, committed or rolled back
-                yield db
-        finally:
+        """A transaction on this thread's connection: the recorder's worker, the dashboard's
+        query threads and the CLI each have their own (sqlite3 connections are not shared
+        between threads), kept open because opening and closing one costs milliseconds."""
+        db = getattr(self._local, "db", None)
+        if db is None or not self.path.exists():
+            if db is not None:
+                db.close()  # the file was deleted under us: start a new one
+            self.directory.mkdir(parents=True, exist_ok=True)
+            missing = not self.path.exists()
+            try:
+                db = self._open()
+            except sqlite3.DatabaseError as exc:
+                # Not a database (a crash of the disk itself, a stray file): the files are the
+                # truth, so the index is moved aside and built again from them.
+                log.warning("recordings index %s unreadable (%s): rebuilding it from the files",
+                            self.path, exc)
+                self._discard()
+                db, missing = self._open(), True
+            self._local.db = db
+            self._connections.append(db)
+            if missing or self._stale:  # a new index: built from the files before it is read
+                self._stale = False
+                self.sync()
+        with db:  # one transaction, committed or rolled back
+            yield db
+
+    def close(self) -> None:
+        """Close every thread's connection (they close with the process otherwise)."""
+        for db in self._connections:
             db.close()
+        self._connections.clear()
+        self._local = threading.local()
 
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
+        db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -104,6 +123,7 @@ class Library:
                             self.path, version, SCHEMA_VERSION)
                 for table in ("segments", "alarms", "trend", "meta"):
                     db.execute(f"DROP TABLE IF EXISTS {table}")
+                self._stale = True
             db.executescript(_SCHEMA)
             db.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (SCHEMA_VERSION,))
             db.commit()
@@ -150,7 +170,8 @@ class Library:
                        [(segment.name, a.t_wall_ns, a.rule, a.level, a.transition, a.message)
                         for a in stats.alarms])
         db.executemany("INSERT INTO trend VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       [(segment.name, *r) for r in stats.rows()])
+                       [(stream, start, segment.name, *rest)
+                        for stream, start, *rest in stats.rows()])
 
     @staticmethod
     def _forget(db: sqlite3.Connection, name: str) -> None:
@@ -258,14 +279,6 @@ class Library:
                 "GROUP BY t ORDER BY t",
                 {"bin": bin_ns, "stream": stream, "lo": from_ns - from_ns % bin_ns,
                  "hi": to_ns}).fetchall()
-
-    def trend_count(self, stream: str, from_ns: int, to_ns: int) -> int:
-        """How many samples of ``stream`` the buckets in the window counted."""
-        with self._db() as db:
-            (n,) = db.execute("SELECT COALESCE(SUM(n), 0) FROM trend WHERE stream = ? AND "
-                              "bucket_ns >= ? AND bucket_ns < ?",
-                              (stream, from_ns - from_ns % DEFAULT_BUCKET_NS, to_ns)).fetchone()
-        return int(n)
 
     def deletions(self, limit: int = 100) -> list[dict[str, Any]]:
         with self._db() as db:

@@ -56,6 +56,24 @@ class Catalog(Protocol):
         """Bring the index up to date with the directory (after recovery, at start)."""
 
 
+def session_header(session: dict[str, Any], now: datetime.datetime, start_ns: int, part: int,
+                   previous: str, session_id: str, alarms_active: list[str]) -> dict[str, str]:
+    """The metadata record a segment opens with (``sensorlink.session``)."""
+    return {
+        "session": json.dumps(session, default=str, ensure_ascii=False),
+        "host": socket.gethostname(), "version": sensorlink.__version__,
+        "python": platform.python_version(),
+        "start_time": now.isoformat(), "start_time_ns": str(start_ns),
+        "part": str(part), "previous": previous,
+        # one id for every segment of one recorder run: the library groups them by it
+        "session_id": session_id, "alarms_active": json.dumps(alarms_active),
+    }
+
+
+def library_name() -> str:
+    return f"sensorlink {sensorlink.__version__}, mcap {mcap.__version__}"
+
+
 class SegmentWriter:
     def __init__(self, directory: Path, *, session: dict[str, Any], prefix: str,
                  file: Path | None, opener: Callable[[Path], IO[bytes]], chunk_bytes: int,
@@ -126,17 +144,10 @@ class SegmentWriter:
         start_ns = time.time_ns()
         active = sorted(self.alarms_active)
         self.stats = SegmentStats(self.bucket_ns, active_at_open=active)
-        f.writer.start(profile="", library=f"sensorlink {sensorlink.__version__}, "
-                                           f"mcap {mcap.__version__}")
-        f.writer.add_metadata(SESSION_METADATA, {
-            "session": json.dumps(self.session, default=str, ensure_ascii=False),
-            "host": socket.gethostname(), "version": sensorlink.__version__,
-            "python": platform.python_version(),
-            "start_time": now.isoformat(), "start_time_ns": str(start_ns),
-            "part": str(len(self.files)), "previous": previous.name if previous else "",
-            # one id for every segment of one recorder run: the library groups them by it
-            "session_id": self._session_id, "alarms_active": json.dumps(active),
-        })
+        f.writer.start(profile="", library=library_name())
+        f.writer.add_metadata(SESSION_METADATA, session_header(
+            self.session, now, start_ns, len(self.files), previous.name if previous else "",
+            self._session_id, active))
         for info in self.infos.values():
             self._write(mm.encode(info, start_ns))
         for status in self.statuses.values():

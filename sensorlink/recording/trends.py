@@ -39,7 +39,8 @@ def trend(library: Library, streams: list[str], from_ns: int, to_ns: int, *,
     """Each stream's trend over ``[from_ns, to_ns)``: aggregates, or the raw samples."""
     bin_ns = bin_for(from_ns, to_ns, points)
     out: dict[str, Any] = {"from_ns": from_ns, "to_ns": to_ns, "streams": {}}
-    counts = {s: library.trend_count(s, from_ns, to_ns) for s in streams}
+    rows = {s: library.trend_rows(s, from_ns, to_ns, bin_ns) for s in streams}
+    counts = {s: sum(r[1] for r in rows[s]) for s in streams}
     raw = 0 < max(counts.values(), default=0) <= raw_limit
     out["resolution"] = "raw" if raw else "aggregate"
     out["bin_s"] = 0 if raw else bin_ns / 1e9
@@ -52,7 +53,7 @@ def trend(library: Library, streams: list[str], from_ns: int, to_ns: int, *,
         hi: list[float | None] = []
         mean: list[float | None] = []
         last = None
-        for start, n, mn, mx, total in library.trend_rows(stream, from_ns, to_ns, bin_ns):
+        for start, n, mn, mx, total in rows[stream]:
             if last is not None and start - last > bin_ns:  # a gap: nothing recorded there
                 t.append((last + bin_ns) / 1e9)
                 for col in (lo, hi, mean):

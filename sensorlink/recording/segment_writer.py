@@ -126,7 +126,9 @@ class SegmentWriter:
             folder, stem, suffix = self.directory, f"{self.prefix}-{now:%Y%m%dT%H%M%SZ}", ".mcap"
         n = len(self.files) + 1 if self.file is not None else 1
         path = folder / (f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}")
-        while path.exists():
+        # Never a name this run has used: retention may have deleted that file already, and a
+        # name is a segment's identity in the library (and in the next one's "previous").
+        while path.exists() or path in self.files:
             n += 1
             path = folder / f"{stem}-{n}{suffix}"
         return path

@@ -133,10 +133,11 @@ class Recorder:
         w = self.writer
         return {"active": self._active, "path": str(self.path) if self.path else None,
                 "bytes": w.bytes_closed + w.current_bytes, "samples": w.samples,
-                "dropped": (self._sub.dropped if self._sub else 0) + w.discarded,
+                # "is not None": a Subscription is falsy when its queue is empty
+                "dropped": (self._sub.dropped if self._sub is not None else 0) + w.discarded,
                 "error": self._error,
                 "paused": self._paused is not None, "pause_reason": self._paused,
-                "queued": len(self._sub) + len(self._again) if self._sub else 0,
+                "queued": len(self._sub) + len(self._again) if self._sub is not None else 0,
                 "segments": len(w.files), "free_bytes": self._free}
 
     def log_control(self, message: dict[str, Any], *, viewer: str) -> None:
@@ -324,7 +325,7 @@ class Recorder:
             if exc.errno == errno.ENOSPC and self.min_free_bytes is not None:
                 cut = w.current.path if w.current else None
                 self._again = w.abandon() + batch[w.failed_at:]
-                self._cut = cut
+                self._cut = cut if cut is not None and cut.exists() else None
                 return f"the disk is full ({self.directory})"
             path = w.current.path if w.current else self.directory
             self._fail(f"{path}: {exc.strerror or exc}")
@@ -339,8 +340,9 @@ class Recorder:
         try:
             w.close("paused: low disk space")
         except OSError:
-            self._cut = w.current.path if w.current else None
+            cut = w.current.path if w.current else None
             self._again = w.abandon()
+            self._cut = cut if cut is not None and cut.exists() else None
         return reason
 
     def _resume(self) -> None:

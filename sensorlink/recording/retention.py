@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sensorlink.config_recording import DAY_NS, GB, RecordingConfig
+from sensorlink.errors import RecordingError
 from sensorlink.recording.library import Library
 from sensorlink.recording.recovery import is_locked
 from sensorlink.recording.segment_files import Segment
@@ -110,7 +111,12 @@ class Keeper:
         self.prune()
 
     def sync(self) -> None:
-        self.library.sync()
+        try:
+            self.library.sync()
+        except (OSError, sqlite3.Error, RecordingError) as exc:  # a full disk, say: next time
+            log.warning("recordings index %s not brought up to date: %s",
+                        self.library.directory, exc)
+            return
         self.prune()
 
     def prune(self) -> None:

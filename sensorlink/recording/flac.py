@@ -13,6 +13,7 @@ recorded as PCM (:func:`supports` says which).
 from __future__ import annotations
 
 import fractions
+import hashlib
 import io
 
 import numpy as np
@@ -55,6 +56,10 @@ def encode(pcm: np.ndarray, rate: int) -> bytes:
     streaminfo = bytes(codec.extradata or b"")
     if len(streaminfo) != 34:
         raise RecordingError(f"the FLAC encoder gave a {len(streaminfo)}-byte STREAMINFO, not 34")
+    # STREAMINFO ends with the MD5 of the samples (interleaved, signed little-endian), which
+    # libFLAC checks on decode. FFmpeg 8's encoder (PyAV 18) writes a wrong one, so the sum is
+    # set here from the very samples encoded.
+    streaminfo = streaminfo[:18] + hashlib.md5(pcm.astype("<i2").tobytes()).digest()
     # One metadata block (type 0, STREAMINFO, with the "last block" bit), then the frames.
     return MAGIC + bytes([0x80, 0, 0, 34]) + streaminfo + b"".join(frames)
 

@@ -3,8 +3,8 @@ down to the raw samples when the window is small.
 
 A trend over a window asks the index for the stream's per-bucket aggregates, grouped by SQLite
 into about ``points`` bins (count, min, max, sum → mean), so a week is a few hundred rows read
-from one table and nothing is decoded. When the window holds few enough samples
-(``raw_limit``) it reads them instead, from the segment files that overlap it, decoding only
+from one table and nothing is decoded. When the window holds few enough samples (a few per
+point, at most ``raw_limit``) it reads them instead, from the segment files that overlap it, decoding only
 that stream's readings (the chunk index says which chunks hold them): a zoom goes from a week
 of 10 s buckets down to every sample of one segment.
 
@@ -41,7 +41,8 @@ def trend(library: Library, streams: list[str], from_ns: int, to_ns: int, *,
     out: dict[str, Any] = {"from_ns": from_ns, "to_ns": to_ns, "streams": {}}
     rows = {s: library.trend_rows(s, from_ns, to_ns, bin_ns) for s in streams}
     counts = {s: sum(r[1] for r in rows[s]) for s in streams}
-    raw = 0 < max(counts.values(), default=0) <= raw_limit
+    # The samples themselves when there are few (a handful per point drawn), else aggregates.
+    raw = 0 < max(counts.values(), default=0) <= min(raw_limit, 4 * points)
     out["resolution"] = "raw" if raw else "aggregate"
     out["bin_s"] = 0 if raw else bin_ns / 1e9
     if raw:

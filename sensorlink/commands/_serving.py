@@ -19,6 +19,9 @@ def add_service_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
     parser.add_argument("--record", metavar="DIR", help="record everything to MCAP files in DIR")
     group = parser.add_argument_group("recording ([recording] in a config; these win)")
+    group.add_argument("--always", action=argparse.BooleanOptionalAction, default=None,
+                       help="record from start-up (default: when there is a record_dir; "
+                       "--no-always: only when an operator starts it)")
     group.add_argument("--segment-minutes", type=float, metavar="M",
                        help="a new segment every M minutes (default 15)")
     group.add_argument("--segment-mb", type=float, metavar="MB", help="... or every MB")
@@ -45,7 +48,7 @@ def apply_service_arguments(settings: ServiceConfig, args: argparse.Namespace) -
     return dataclasses.replace(settings, **changes) if changes else settings
 
 
-_RECORDING_FLAGS = ("segment_minutes", "segment_mb", "keep_days", "keep_alarm_days",
+_RECORDING_FLAGS = ("always", "segment_minutes", "segment_mb", "keep_days", "keep_alarm_days",
                     "max_total_gb", "min_free_gb", "audio")
 
 
@@ -54,7 +57,7 @@ def apply_recording_arguments(config: RecordingConfig, args: argparse.Namespace)
     records from start-up, as it always has."""
     changes: dict[str, object] = {k: getattr(args, k) for k in _RECORDING_FLAGS
                                   if getattr(args, k, None) is not None}
-    if getattr(args, "record", None):
+    if getattr(args, "record", None) and getattr(args, "always", None) is None:
         changes["always"] = True
     try:
         return dataclasses.replace(config, **changes) if changes else config

@@ -78,6 +78,8 @@ class Service:
         self.replays: list[Service] = []  # viewers' replays of the library, one hub each
         self.viewer_actions = VIEWER_ACTIONS
         self.may_record = True
+        self.play_on_first_viewer = False
+        self._resuming: asyncio.Task[Any] | None = None
         self.replay_path = replay_path
         self.replay_options = replay_options or {}
         self.replay: Any = None
@@ -205,6 +207,10 @@ class Service:
     def new_viewer(self, *, role: str, remote: str) -> ViewerSession:
         session = ViewerSession(self, role=role, remote=remote)
         self.viewers.append(session)
+        if self.play_on_first_viewer and self.replay is not None:
+            # A library replay starts once its viewer subscribes, so no reading is missed.
+            self.play_on_first_viewer = False
+            self._resuming = asyncio.get_running_loop().create_task(self.replay.control("resume"))
         log.info("%s connected from %s as %s (%d viewers)", session.name, remote, role,
                  len(self.viewers))
         return session
@@ -311,8 +317,12 @@ class Service:
         # A service of its own: its hub, camera views, beams and readings fan-out, fed by the
         # segments as one timeline; never recording, never listening (this one's signaling
         # server carries its websocket). The viewer may pause and seek its own replay.
-        replay = Service(self.settings, replay_path=paths, replay_options={"start_s": start_s},
+        # Paused until the viewer's session exists (new_viewer): what it publishes before then
+        # would reach no one, and the page would miss the window's first readings.
+        replay = Service(self.settings, replay_path=paths,
+                         replay_options={"start_s": start_s, "paused": True},
                          recording=RecordingConfig(always=False))
+        replay.play_on_first_viewer = True
         replay.token = self.token
         replay.viewer_actions = VIEWER_ACTIONS | {"replay"}
         replay.may_record = False

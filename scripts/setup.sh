@@ -34,7 +34,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing sensorlink and pinned dependencies (constraints.txt)" >&2
   log=.venv/setup-pip.log
   if ! { .venv/bin/python -m pip install -q --upgrade pip &&
-         .venv/bin/python -m pip install -q -c constraints.txt -e '.[test]'; } >"$log" 2>&1; then
+         .venv/bin/python -m pip install -q -c constraints.txt -e '.[test,parquet]'; } >"$log" 2>&1; then
     cat "$log" >&2
     echo "setup: pip install failed (log above, also in $log)" >&2
     exit 1
@@ -46,6 +46,8 @@ fi
 # microphone capture test, the servers the deployment tests start on loopback or in a network
 # namespace of their own (mosquitto, coturn, janus), and iproute2 for that namespace.
 TEST_PACKAGES="chromium libasound2-data mosquitto mosquitto-clients coturn janus iproute2 util-linux"
+# Xiph's reference FLAC decoder, to check the recorder's FLAC audio with a decoder we did not use.
+TEST_PACKAGES="$TEST_PACKAGES flac"
 # GStreamer's webrtcbin as a WebRTC peer we did not write, run by Debian's python3 with Debian's
 # bindings, websockets and msgpack (tests/gst_webrtc_viewer.py).
 TEST_PACKAGES="$TEST_PACKAGES gstreamer1.0-plugins-base gstreamer1.0-plugins-good

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sensorlink.config_monitoring import ANALYSIS_KEYS, MonitorConfig, parse_monitoring
+from sensorlink.config_recording import RecordingConfig, parse_recording
 from sensorlink.errors import ConfigError
 from sensorlink.options import parse_table
 
@@ -194,6 +195,7 @@ class Config:
     links: list[DashboardLink] = field(default_factory=list)
     #: regions, bands, [[alarms]] and [[webhooks]] (sensorlink.config_monitoring)
     monitoring: MonitorConfig = field(default_factory=MonitorConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
 
 
 def parse_listen(value: Any, source: str) -> tuple[str, int]:
@@ -262,12 +264,16 @@ def parse_service(raw: dict[str, Any], source: str) -> ServiceConfig:
                          tls_key=raw.get("tls_key"))
 
 
+#: the top-level tables a config may have besides [service] and [[sensors]]
+OPTIONAL_TABLES = ("[mqtt]", "[dashboard]", "[recording]", "[[alarms]]", "[[webhooks]]")
+
+
 def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
-    unknown = set(data) - {"service", "sensors", "mqtt", "dashboard", "alarms", "webhooks"}
+    unknown = set(data) - {"service", "sensors", *(t.strip("[]") for t in OPTIONAL_TABLES)}
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; expected [service], "
-                          "[[sensors]] and optionally [mqtt], [dashboard], [[alarms]], "
-                          "[[webhooks]]", source=source,
+                          f"[[sensors]] and optionally {', '.join(OPTIONAL_TABLES)}",
+                          source=source,
                           field=sorted(unknown)[0])
     service = data.get("service", {})
     if not isinstance(service, dict):
@@ -301,7 +307,8 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
                   else None,
                   links=parse_links(data["dashboard"], source) if "dashboard" in data else [],
                   monitoring=parse_monitoring(analysis, data.get("alarms"), data.get("webhooks"),
-                                              source))
+                                              source),
+                  recording=parse_recording(data.get("recording", {}), source))
 
 
 # Triple-quoted strings first, or '""' would match the start of '"""...'.

@@ -26,6 +26,7 @@ from sensorlink.analysis.region_store import RegionStore, state_path_for
 from sensorlink.analysis.stage import AnalysisStage
 from sensorlink.config import Config, DashboardLink, SensorConfig, ServiceConfig, redact_secrets
 from sensorlink.config_monitoring import MonitorConfig, parse_monitoring
+from sensorlink.config_recording import RecordingConfig
 from sensorlink.errors import ConfigError, ControlError
 from sensorlink.hub import Hub
 from sensorlink.options import build_options
@@ -36,11 +37,13 @@ from sensorlink.webrtc.ice import (
     ice_servers_for_browser, is_loopback, restrict_host_candidates_to_loopback,
 )
 from sensorlink.webrtc.media import Beamformer, CameraView
+from sensorlink.webrtc.control import VIEWER_ACTIONS
 from sensorlink.webrtc.peer import ViewerSession
 from sensorlink.webrtc.signaling import SignalingServer, constant_time_equal
 from sensorlink.webrtc.wire import CHANNELS
 
 log = logging.getLogger(__name__)
+MAX_REPLAYS = 4  # viewers' replays of the recordings open at once
 
 DEMO_SENSORS = [
     SensorConfig("machine-cam", "sim-thermal", {}),
@@ -81,14 +84,24 @@ def build_runners(sensors: Sequence[SensorConfig], hub: Hub, source: str) -> lis
 class Service:
     def __init__(self, settings: ServiceConfig, *, sensors: Sequence[SensorConfig] = (),
                  source: str = "<config>", record_dir: str | None = None,
-                 replay_path: str | None = None, replay_options: dict[str, Any] | None = None,
-                 monitoring: MonitorConfig | None = None, state_path: str | None = None) -> None:
+                 replay_path: str | list[Path] | None = None,
+                 replay_options: dict[str, Any] | None = None,
+                 monitoring: MonitorConfig | None = None, state_path: str | None = None,
+                 recording: RecordingConfig | None = None) -> None:
         self.settings = settings
         self.token = settings.token or secrets.token_urlsafe(18)
         self.hub = Hub(replay=replay_path is not None)
         self.runners = build_runners(sensors, self.hub, source)
         self._source = source
         self.record_dir = record_dir or settings.record_dir
+        self.recording = recording or RecordingConfig()
+        #: the index of record_dir (sensorlink.recording.library), once there is a directory
+        self.library: Any = None
+        self.replays: list[Service] = []  # viewers' replays of the library, one hub each
+        self.viewer_actions = VIEWER_ACTIONS
+        self.may_record = True
+        self.play_on_first_viewer = False
+        self._resuming: asyncio.Task[Any] | None = None
         self.replay_path = replay_path
         self.replay_options = replay_options or {}
         self.replay: Any = None
@@ -115,6 +128,7 @@ class Service:
     def from_config(cls, config: Config, **kwargs: Any) -> Service:
         path = Path(config.source)
         kwargs.setdefault("state_path", str(state_path_for(path)) if path.is_file() else None)
+        kwargs.setdefault("recording", config.recording)
         service = cls(config.service, sensors=config.sensors, source=config.source,
                       monitoring=config.monitoring, **kwargs)
         service.links = list(config.links)
@@ -139,6 +153,11 @@ class Service:
         if is_loopback(self.settings.host):
             # Nothing listens beyond loopback unless configured: ICE included.
             restrict_host_candidates_to_loopback()
+        await self.start_pipeline()
+        return await self._listen()
+
+    async def start_pipeline(self) -> None:
+        """Sources, views, recording and exporters: everything but the signaling server."""
         if self.replay_path is not None:
             from sensorlink.recording.replay import ReplaySource
 
@@ -158,12 +177,16 @@ class Service:
         self.stage.start()
         for part in (*self.cameras.values(), *self.beams.values()):
             part.start()
-        if self.record_dir:
+        if self.record_dir or self.recording.always:
+            self._open_library()
+        if self.recording.records_at_start(bool(self.record_dir)):
             await self.start_recording()
         for exporter in self.exporters:
             await exporter.start()
         for runner in self.runners:
             runner.start()
+
+    async def _listen(self) -> str:
         context = None
         if self.settings.tls_cert:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -186,6 +209,8 @@ class Service:
 
     async def stop(self) -> None:
         await self.signaling.stop()
+        for replay in list(self.replays):
+            await self.close_replay(replay)
         for viewer in list(self.viewers):
             await viewer.close()
         await self.readings.stop()
@@ -214,6 +239,8 @@ class Service:
     def hello(self, role: str) -> dict[str, Any]:
         return {"type": "hello", "version": sensorlink.__version__, "role": role,
                 "replay": self.hub.replay,
+                "replay_controls": role == "operator" or "replay" in self.viewer_actions,
+                "library": self.library is not None,
                 "sensors": [info.to_dict() for info in self.hub.sensors.values()],
                 "channels": dict(CHANNELS), "colormaps": list(colormap.COLORMAPS),
                 "ice_servers": ice_servers_for_browser(self.settings.ice_servers),
@@ -222,6 +249,10 @@ class Service:
     def new_viewer(self, *, role: str, remote: str) -> ViewerSession:
         session = ViewerSession(self, role=role, remote=remote)
         self.viewers.append(session)
+        if self.play_on_first_viewer and self.replay is not None:
+            # A library replay starts once its viewer subscribes, so no reading is missed.
+            self.play_on_first_viewer = False
+            self._resuming = asyncio.get_running_loop().create_task(self.replay.control("resume"))
         log.info("%s connected from %s as %s (%d viewers)", session.name, remote, role,
                  len(self.viewers))
         return session
@@ -296,7 +327,16 @@ class Service:
             if self.replay is None:
                 raise ControlError("this service is not replaying a recording", field="type")
             return await self.replay.control(message["action"], message.get("value"))
+        if action == "recordings":
+            if self.library is None:
+                raise ControlError("this service has no recordings directory", field="type")
+            from sensorlink.recording.keeping import delete_window
+
+            return await asyncio.to_thread(delete_window, self.library, message, by=viewer)
         if action == "record":
+            if not self.may_record:
+                raise ControlError("a replay of the recordings is not recorded again",
+                                   field="type")
             if message["action"] == "start":
                 await self.start_recording()
             else:
@@ -311,22 +351,63 @@ class Service:
                                field="sensor")
         return table[name]
 
+    def _open_library(self) -> None:
+        from sensorlink.recording.library import Library
+        from sensorlink.recording.library_api import routes
+
+        self.library = Library(self.record_dir or "recordings")
+        self.signaling.routes.update(routes(self.library))
+
     async def start_recording(self) -> None:
         if self.recorder is not None and self.recorder.active:
             return
-        from sensorlink.recording.recorder import Recorder
+        from sensorlink.recording.keeping import build_recorder
 
-        directory = self.record_dir or "recordings"
+        if self.library is None:
+            self._open_library()
         session = {"version": sensorlink.__version__, "host": socket.gethostname(),
-                   "config": self._config_text, "replay_of": self.replay_path or "",
+                   "config": self._config_text, "replay_of": str(self.replay_path or ""),
                    "started_wall_ns": time.time_ns()}
-        self.recorder = Recorder(self.hub, directory, session=session, recover_cut=True)
+        self.recorder = build_recorder(self.hub, self.library, self.recording, session)
         await self.recorder.start()
         log.info("recording to %s", self.recorder.status().get("path"))
 
     async def stop_recording(self) -> None:
         if self.recorder is not None and self.recorder.active:
             await self.recorder.stop()
+
+    # -- replays of the library, one per viewer that asks (sensorlink.webrtc.signaling) ----
+    async def open_replay(self, window: dict[str, Any], role: str) -> Service:
+        if self.library is None:
+            raise ControlError("this service has no recordings directory", field="replay")
+        if len(self.replays) >= MAX_REPLAYS:
+            raise ControlError(f"{MAX_REPLAYS} replays are open already; close one",
+                               field="replay")
+        from sensorlink.recording.keeping import replay_paths
+
+        paths, start_s = await asyncio.to_thread(replay_paths, self.library, window)
+        # A service of its own: its hub, camera views, beams and readings fan-out, fed by the
+        # segments as one timeline; never recording, never listening (this one's signaling
+        # server carries its websocket). The viewer may pause and seek its own replay.
+        # Paused until the viewer's session exists (new_viewer): what it publishes before then
+        # would reach no one, and the page would miss the window's first readings.
+        replay = Service(self.settings, replay_path=paths,
+                         replay_options={"start_s": start_s, "paused": True},
+                         recording=RecordingConfig(always=False))
+        replay.play_on_first_viewer = True
+        replay.token = self.token
+        replay.viewer_actions = VIEWER_ACTIONS | {"replay"}
+        replay.may_record = False
+        await replay.start_pipeline()
+        self.replays.append(replay)
+        log.info("replay of %d segment(s) from %s opened for a %s", len(paths), paths[0].name,
+                 role)
+        return replay
+
+    async def close_replay(self, replay: Any) -> None:
+        if replay in self.replays:
+            self.replays.remove(replay)
+            await replay.stop()
 
 
 def announce(url: str, *, stream: Any = None) -> None:

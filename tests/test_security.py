@@ -48,6 +48,7 @@ CONTROL_EXAMPLES: dict[str, dict[str, Any]] = {
     "colormap": {"type": "colormap", "sensor": "cam", "map": "turbo"},
     "replay": {"type": "replay", "action": "pause"},
     "record": {"type": "record", "action": "start"},
+    "recordings": {"type": "recordings", "action": "delete", "from_ns": 0, "to_ns": 1},
 }
 
 

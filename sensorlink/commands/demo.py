@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from sensorlink.commands._serving import add_service_arguments, apply_service_arguments
+from sensorlink.commands._serving import (
+    add_service_arguments, apply_recording_arguments, apply_service_arguments,
+)
 from sensorlink.config import ServiceConfig
+from sensorlink.config_recording import RecordingConfig
 from sensorlink.service import DEMO_MONITORING, DEMO_SENSORS, Service, run
 
 HELP = "run simulated sensors (thermal camera, probes, microphone array) and serve the dashboard"
@@ -18,4 +21,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     settings = apply_service_arguments(ServiceConfig(), args)
     return run(Service(settings, sensors=DEMO_SENSORS, source="demo", record_dir=args.record,
-                       monitoring=DEMO_MONITORING))
+                       monitoring=DEMO_MONITORING,
+                       recording=apply_recording_arguments(RecordingConfig(), args)))

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sensorlink.commands._serving import add_service_arguments, apply_service_arguments
+from sensorlink.commands._serving import (
+    add_service_arguments, apply_recording_arguments, apply_service_arguments,
+)
 from sensorlink.config import ServiceConfig
+from sensorlink.config_recording import RecordingConfig
 from sensorlink.errors import ConfigError
 from sensorlink.service import Service, run
 
@@ -31,4 +34,5 @@ def main(args: argparse.Namespace) -> int:
     settings = apply_service_arguments(ServiceConfig(), args)
     return run(Service(settings, replay_path=args.file, record_dir=args.record,
                        replay_options={"speed": args.speed, "loop": args.loop,
-                                       "paused": args.paused, "start_s": args.start}))
+                                       "paused": args.paused, "start_s": args.start},
+                       recording=apply_recording_arguments(RecordingConfig(), args)))

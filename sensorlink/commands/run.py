@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from sensorlink.commands._serving import add_service_arguments, apply_service_arguments
+from sensorlink.commands._serving import (
+    add_service_arguments, apply_recording_arguments, apply_service_arguments,
+)
 from sensorlink.config import load_config
 from sensorlink.errors import ConfigError
 from sensorlink.service import Service, run
@@ -25,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     config = dataclasses.replace(config, service=apply_service_arguments(config.service, args))
-    service = Service.from_config(config, record_dir=args.record)
+    service = Service.from_config(config, record_dir=args.record,
+                                  recording=apply_recording_arguments(config.recording, args))
     if args.publish:
         from sensorlink.webrtc.janus import JanusPublisher
 

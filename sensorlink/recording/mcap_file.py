@@ -22,9 +22,21 @@ class CountingStream:
         self.count = 0
 
     def write(self, data: bytes) -> int:
-        self.raw.write(data)
-        self.count += len(data)
+        # An unbuffered file may take part of a write (a disk filling up takes what fits):
+        # write the rest, so that ``count`` is always exactly what the OS holds.
+        view = memoryview(data)
+        while view:
+            n = self.raw.write(view)
+            if n is None:  # a non-blocking stream that took nothing: never ours
+                raise OSError("the recording stream took no bytes")
+            self.count += n
+            view = view[n:]
         return len(data)
+
+    def truncate(self, size: int) -> None:
+        """Cut the file back to ``size`` bytes (needs no free space: a full disk allows it)."""
+        self.raw.truncate(size)
+        self.count = size
 
     def tell(self) -> int:
         return self.count
@@ -37,7 +49,10 @@ class CountingStream:
 
 
 def open_exclusive(path: Path) -> IO[bytes]:
-    f = open(path, "xb")  # noqa: SIM115 ("x": never overwrite a recording)
+    # "x": never overwrite a recording. Unbuffered: the MCAP writer hands over whole chunks,
+    # and with no buffer of ours in between, the byte count is what reached the OS, so a file
+    # cut by a full disk can be trimmed back to its last complete chunk exactly.
+    f = open(path, "xb", buffering=0)  # noqa: SIM115
     lock_exclusive(f)  # while it is held, start-up recovery knows the file is not cut
     return f
 
@@ -58,6 +73,8 @@ class McapFile:
         self.last_flush_mono = self.opened_mono
         self.unflushed_bytes = 0
         self.unflushed_samples = 0
+        #: the stream's size after the last complete chunk (where a cut file may be trimmed to)
+        self.flushed_offset = 0
 
     def channel(self, msg: mm.EncodedMessage) -> int:
         key = (msg.topic, msg.schema)

@@ -9,7 +9,11 @@ sensorlink's own fields (``sensor``, ``seq``, ``t_mono_ns`` ...) next to Foxglov
 ignores and the replay needs. Readings, sensor descriptions, status changes and control actions
 use ``sensorlink.*`` schemas. An alarm's change of state is recorded twice: as a
 ``sensorlink.AlarmEvent`` (everything the replay needs) and as a ``foxglove.Log`` line, so
-Foxglove's Log panel lists the alarms with their level.
+Foxglove's Log panel lists the alarms with their level. With ``[recording] audio = "flac"`` the microphone channels are
+``sensorlink.CompressedAudio`` instead: the same fields, ``format`` ``flac`` and each block a
+complete FLAC file (:mod:`sensorlink.recording.flac`), decoded bit-exact. Foxglove's Audio panel
+plays ``pcm-s16`` RawAudio only (its schema reference: "Only 'pcm-s16' is currently supported"),
+so FLAC travels under a schema of our own rather than as a RawAudio it would refuse.
 
 Every schema converts under Foxglove's JSON-Schema decoder (``parseJsonSchema`` in its
 mcap-support package, and in the Lichtblick fork), which turns a whole topic into an error for
@@ -33,6 +37,7 @@ import numpy as np
 
 from sensorlink.alarm_event import ALARM_LEVELS, ALARM_TRANSITIONS, AlarmEvent
 from sensorlink.errors import RecordingError
+from sensorlink.recording import flac
 from sensorlink.samples import QUALITIES, AudioBlock, Reading, SensorInfo, ThermalFrame
 from sensorlink.status import DRIVER_STATES, SensorStatus
 
@@ -41,6 +46,7 @@ MESSAGE_ENCODING = "json"
 
 RAW_IMAGE = "foxglove.RawImage"
 RAW_AUDIO = "foxglove.RawAudio"
+COMPRESSED_AUDIO = "sensorlink.CompressedAudio"
 READING = "sensorlink.Reading"
 SENSOR_INFO = "sensorlink.SensorInfo"
 SENSOR_STATUS = "sensorlink.SensorStatus"
@@ -57,7 +63,7 @@ TOPIC_ALARM_LOG = "/_sensorlink/alarm_log"
 #: foxglove.LogLevel: INFO for a clear or an acknowledgement, WARNING / ERROR for the levels
 LOG_INFO, LOG_WARNING, LOG_ERROR = 2, 3, 4
 
-SAMPLE_SCHEMAS = frozenset({RAW_IMAGE, RAW_AUDIO, READING})
+SAMPLE_SCHEMAS = frozenset({RAW_IMAGE, RAW_AUDIO, COMPRESSED_AUDIO, READING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +179,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                               "value": {"type": "integer"}}}},
         "rate_hz": {"type": "number"}, "t_wall_ns": _NS,
     }, ["sensor", "state", "detail", "counters", "rate_hz", "t_wall_ns"]),
+    COMPRESSED_AUDIO: _schema(COMPRESSED_AUDIO, "A block of losslessly compressed audio", {
+        "timestamp": {**_TIME, "description": "Timestamp of the start of the audio block"},
+        "data": {**_BYTES, "description": "The block as a complete FLAC file (int16 samples)"},
+        "format": {"type": "string", "description": "Audio format: flac"},
+        "sample_rate": {"type": "integer", "minimum": 0},
+        "number_of_channels": {"type": "integer", "minimum": 0},
+        "sensor": {"type": "string"}, "seq": _SEQ, "t_mono_ns": _NS, "t_wall_ns": _NS,
+        **_optional_number("steering_deg", "where the beam was steered, degrees"),
+    }, ["timestamp", "data", "format", "sample_rate", "number_of_channels"]),
     CONTROL: _schema(CONTROL, "A viewer's control action, as received", {
         "viewer": {"type": "string"}, "message_json": _json_text("the control message"),
         "t_wall_ns": _NS,
@@ -279,11 +294,13 @@ def _json_field(d: dict[str, Any], name: str) -> Any:
     return json.loads(text)
 
 
-def encode(event: RecordedEvent, log_time: int | None = None) -> EncodedMessage:
+def encode(event: RecordedEvent, log_time: int | None = None, *,
+           audio: str = "pcm") -> EncodedMessage:
     """One hub event (or control action) → the MCAP message that records it.
 
     ``log_time`` defaults to the event's own wall-clock time; SensorInfo has none, so the
-    caller passes the time it saw it.
+    caller passes the time it saw it. ``audio="flac"`` records audio blocks losslessly
+    compressed (arrays of more than eight channels stay PCM: FLAC's limit).
     """
     if isinstance(event, ThermalFrame):
         celsius = np.ascontiguousarray(event.celsius, dtype="<f4")
@@ -298,13 +315,17 @@ def encode(event: RecordedEvent, log_time: int | None = None) -> EncodedMessage:
                               {"sensor": event.sensor, "kind": "thermal"})
     if isinstance(event, AudioBlock):
         pcm = np.ascontiguousarray(event.pcm, dtype="<i2")
+        compressed = audio == "flac" and flac.supports(event.channels)
         body = {"timestamp": _time(event.t_wall_ns - event.duration_ns),
-                "data": base64.b64encode(pcm.tobytes()).decode(), "format": "pcm-s16",
+                "data": base64.b64encode(flac.encode(pcm, event.rate) if compressed
+                                         else pcm.tobytes()).decode(),
+                "format": "flac" if compressed else "pcm-s16",
                 "sample_rate": event.rate, "number_of_channels": event.channels,
                 "sensor": event.sensor, "seq": event.seq, "t_mono_ns": event.t_mono_ns,
                 "t_wall_ns": event.t_wall_ns}
         _put_number(body, "steering_deg", event.steering_deg)
-        return EncodedMessage(f"/{event.sensor}/audio", RAW_AUDIO, event.t_wall_ns,
+        return EncodedMessage(f"/{event.sensor}/audio", COMPRESSED_AUDIO if compressed
+                              else RAW_AUDIO, event.t_wall_ns,
                               event.seq & 0xFFFFFFFF, _dumps(body),
                               {"sensor": event.sensor, "kind": "audio"})
     if isinstance(event, Reading):
@@ -360,12 +381,15 @@ def decode(schema_name: str, data: bytes, *, topic: str = "?") -> RecordedEvent:
             celsius = np.frombuffer(base64.b64decode(d["data"]), dtype="<f4").reshape(h, w)
             return ThermalFrame(d["sensor"], celsius.astype(np.float32), d["seq"],
                                 d["t_mono_ns"], d["t_wall_ns"], _get_number(d, "ambient_c"))
-        if schema_name == RAW_AUDIO:
-            if d["format"] != "pcm-s16":
+        if schema_name in (RAW_AUDIO, COMPRESSED_AUDIO):
+            if d["format"] not in ("pcm-s16", "flac"):
                 raise RecordingError(f"topic {topic}: audio format {d['format']!r}, "
-                                     "expected pcm-s16")
-            pcm = np.frombuffer(base64.b64decode(d["data"]), dtype="<i2")
-            pcm = pcm.reshape(-1, d["number_of_channels"]).astype(np.int16)
+                                     "expected pcm-s16 or flac")
+            raw, channels = base64.b64decode(d["data"]), d["number_of_channels"]
+            if d["format"] == "flac":
+                pcm = flac.decode(raw, channels)
+            else:
+                pcm = np.frombuffer(raw, dtype="<i2").reshape(-1, channels).astype(np.int16)
             return AudioBlock(d["sensor"], pcm, d["sample_rate"], d["seq"], d["t_mono_ns"],
                               d["t_wall_ns"], _get_number(d, "steering_deg"))
         if schema_name == READING:

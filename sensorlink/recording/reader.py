@@ -207,8 +207,16 @@ class Recording:
 
     # -- what is in it ---------------------------------------------------------------------
     @property
+    def label(self) -> str:
+        return self.path.name
+
+    @property
     def duration_s(self) -> float:
         return max(self.end_ns - self.start_ns, 0) / 1e9
+
+    def count(self, schemas: Collection[str]) -> int:
+        """Messages of these schemas (for progress reports)."""
+        return sum(self.message_counts.get(s.channel_id, 0) for s in self.streams_with(schemas))
 
     @property
     def message_count(self) -> int:
@@ -304,11 +312,14 @@ class Recording:
             raise RecordingError(f"{self.path}: unreadable chunk at byte {ref.offset}: {exc}") from exc
 
     def events(self, *, start_ns: int | None = None, end_ns: int | None = None,
-               schemas: Collection[str] | None = None) -> Iterator[tuple[int, mm.RecordedEvent]]:
-        """(log_time, event) in log-time order, decoded; channels of unknown schemas are skipped."""
+               schemas: Collection[str] | None = None, topics: Collection[str] | None = None
+               ) -> Iterator[tuple[int, mm.RecordedEvent]]:
+        """(log_time, event) in log-time order, decoded; channels of unknown schemas are
+        skipped; ``topics`` keeps only those channels (only their chunks are read)."""
         known = set(mm.SCHEMAS) if schemas is None else set(schemas) & set(mm.SCHEMAS)
         ids = [s.channel_id for s in self.streams.values()
-               if s.schema in known and s.message_encoding == mm.MESSAGE_ENCODING]
+               if s.schema in known and s.message_encoding == mm.MESSAGE_ENCODING
+               and (topics is None or s.topic in topics)]
         for stream, msg in self.messages(start_ns=start_ns, end_ns=end_ns, channel_ids=ids):
             yield msg.log_time, mm.decode(stream.schema, msg.data, topic=stream.topic)
 

@@ -68,6 +68,20 @@ def lock_exclusive(f: IO[bytes]) -> bool:
     return True
 
 
+def is_locked(path: Path) -> bool:
+    """True while a recorder (this process or another) holds ``path`` open for writing."""
+    if fcntl is None:
+        return False
+    try:
+        with open(path, "rb") as f:
+            if not lock_exclusive(f):
+                return True
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     try:

@@ -31,7 +31,7 @@ from sensorlink.alarm_event import AlarmEvent
 from sensorlink.errors import ControlError
 from sensorlink.hub import Hub
 from sensorlink.recording import messages as mm
-from sensorlink.recording.reader import Recording
+from sensorlink.recording.recording_set import open_recordings
 from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
 from sensorlink.status import SensorStatus
 
@@ -57,14 +57,15 @@ def _check_speed(value: Any, field: str = "value") -> float:
 class ReplaySource:
     """Feeds a recording into a hub at its recorded pace (× speed), with pause/seek/loop."""
 
-    def __init__(self, hub: Hub, path: str | Path, *, speed: float = 1.0, loop: bool = False,
-                 paused: bool = False, start_s: float = 0.0) -> None:
+    def __init__(self, hub: Hub, path: str | Path | list[Path], *, speed: float = 1.0,
+                 loop: bool = False, paused: bool = False, start_s: float = 0.0) -> None:
         self.hub = hub
-        self.path = Path(path)
+        # A list of segments replays as one timeline (sensorlink.recording.recording_set).
+        self.path = Path(path[0] if isinstance(path, list) else path)
         self.speed = _check_speed(speed, field="speed")
         self.loop = bool(loop)
         self.paused = bool(paused)
-        self.recording = Recording(self.path)
+        self.recording = open_recordings(path)
         self.start_ns = self.recording.start_ns
         self.end_ns = self.recording.end_ns
         if not (isinstance(start_s, (int, float)) and math.isfinite(start_s) and start_s >= 0):
@@ -144,7 +145,7 @@ class ReplaySource:
         return self.status()
 
     def status(self) -> dict[str, Any]:
-        return {"file": self.path.name, "position_s": round(self.position_s, 3),
+        return {"file": self.recording.label, "position_s": round(self.position_s, 3),
                 "duration_s": round(self.recording.duration_s, 3), "speed": self.speed,
                 "paused": self.paused, "loop": self.loop, "alarms": self.alarm_marks}
 

@@ -12,6 +12,8 @@ import { MicrophonePanel } from "./audio.js";
 import { StatusPanel } from "./status.js";
 import { RecordButton, ReplayBar } from "./controls.js";
 import { AlarmPanel } from "./alarms.js";
+import { RecordingsView } from "./recordings.js";
+import { fetchTrend } from "./trends.js";
 import { el } from "./dom.js";
 
 const STATE_LABEL = {
@@ -89,6 +91,36 @@ alarmPanel.onEvent((event) => {
   panels.probe.get(sensor)?.markAlarm(event);
   panels.thermal.get(sensor)?.regions.onAlarm(event, [...alarmPanel.active.values()]);
 });
+// The recordings library of the service that served the page; a replay of it is a connection
+// of its own (auth carries the window), and "Live" goes back to the service's live view.
+let replaying = null;
+const seqs = new Map(); // per stream: what arrived since the panels were built (gaps in seq)
+const library = new RecordingsView($("#library-host"), {
+  token: () => direct.token, request: (type, fields) => direct.request(type, fields), notify,
+  replay: (window) => replayWindow(window) });
+const liveButton = el("button", { class: "small hidden", "data-testid": "back-live",
+                                  title: "Leave the replay: back to the live sensors" }, "◀ Live");
+liveButton.addEventListener("click", () => backToLive());
+$("#session-tools").prepend(library.button, liveButton);
+
+function replayWindow(window) {
+  library.toggle(false);
+  active.stop();
+  clearPanels();
+  replaying = window;
+  liveButton.classList.remove("hidden");
+  active = new Connection({ token: direct.token, schemas, on: handlers, auth: { replay: window } });
+  active.start();
+}
+
+function backToLive() {
+  active.stop();
+  clearPanels();
+  replaying = null;
+  liveButton.classList.add("hidden");
+  active = direct;
+  direct.start();
+}
 
 function tokenFromUrl() {
   return paramFromUrl("token") ?? "";
@@ -109,6 +141,7 @@ function writeFragment(token) {
 function clearPanels() {
   sensorsKey = "";
   last.clear();
+  seqs.clear();
   lastStatus = null;
   for (const group of Object.values(panels)) group.clear();
   for (const id of ["#cameras", "#probes", "#mics"]) $(id).replaceChildren();
@@ -128,6 +161,8 @@ function switchTo(name) {
   active.stop();
   current = link;
   pendingLink = null;
+  replaying = null;
+  liveButton.classList.add("hidden");
   clearPanels();
   const path = describePath(link);
   selector.show(path);
@@ -191,6 +226,7 @@ function onHello(hello) {
   recordButton.configure(hello);
   replayBar.configure(hello);
   alarmPanel.configure(hello);
+  library.configure(hello, { home: current === null && active === direct });
   const key = JSON.stringify(hello.sensors.map((s) => [s.name, s.kind]));
   if (key === sensorsKey) return; // a reconnect to the same service keeps the panels and history
   sensorsKey = key;
@@ -200,7 +236,7 @@ function onHello(hello) {
   const canSteer = hello.role === "operator";
   for (const s of hello.sensors) {
     if (s.kind === "thermal") panels.thermal.set(s.name, new ThermalView($("#cameras"), s, { conn, colormaps, notify, canControl: canSteer }));
-    else if (s.kind === "probe") panels.probe.set(s.name, new ProbePlot($("#probes"), s));
+    else if (s.kind === "probe") panels.probe.set(s.name, new ProbePlot($("#probes"), s, { history: historyFor(hello) }));
     else if (s.kind === "microphone") panels.microphone.set(s.name, new MicrophonePanel($("#mics"), s, { conn, notify, canSteer }));
   }
   for (const id of ["#cameras", "#probes", "#mics"]) $(id).classList.toggle("hidden", !$(id).children.length);
@@ -252,12 +288,26 @@ function onMessage(msg) {
   }
 }
 
+/** Live plots reach back into the library's trends (the home service's, live only). */
+function historyFor(hello) {
+  if (!hello.library || hello.replay || current !== null || active !== direct) return null;
+  return (streams, fromNs, toNs) => fetchTrend(direct.token, streams, fromNs, toNs);
+}
+
 function onReadings(rows) {
   counts.reading_batches++;
   counts.readings += rows.length;
   const bySensor = new Map();
   for (const row of rows) {
     const stream = row[0];
+    const seen = seqs.get(stream);
+    if (!seen) seqs.set(stream, { first: row[1], last: row[1], count: 1, gaps: 0, back: 0 });
+    else {
+      if (row[1] > seen.last + 1) seen.gaps += row[1] - seen.last - 1;
+      else if (row[1] <= seen.last) seen.back++; // a seek or a loop went back
+      seen.last = row[1];
+      seen.count++;
+    }
     last.set(stream, row[3]);
     const slash = stream.indexOf("/");
     const sensor = stream.slice(0, slash), channel = stream.slice(slash + 1);
@@ -319,6 +369,9 @@ Object.defineProperty(window, "sensorlink", {
     get control_errors() { return controlErrors.map((e) => ({ ...e })); },
     get invalid() { return [...invalidLog]; },
     get schemas_missing() { return [...schemas.missing]; },
+    get library() { return library.snapshot(); },
+    get replaying() { return replaying ? { ...replaying } : null; },
+    get seqs() { return Object.fromEntries([...seqs].map(([k, v]) => [k, { ...v }])); },
   }),
 });
 

@@ -42,6 +42,10 @@ export class RecordButton {
     if (rec?.error) {
       this.info.textContent = `recording error: ${rec.error}`;
       this.info.className = "rec-info bad";
+    } else if (rec?.paused) {
+      this.info.textContent = `REC PAUSED: ${rec.pause_reason}${rec.queued ? ` · ${rec.queued} waiting` : ""}` +
+        `${rec.dropped ? ` · ${rec.dropped} dropped` : ""}`;
+      this.info.className = "rec-info bad";
     } else if (active) {
       this.info.textContent = `REC ${fmtBytes(rec.bytes ?? 0)}${rec.dropped ? ` · ${rec.dropped} dropped` : ""}`;
       this.info.className = "rec-info live";
@@ -92,8 +96,9 @@ export class ReplayBar {
   configure(hello) {
     this.root.classList.toggle("hidden", !hello.replay);
     document.body.classList.toggle("replaying", !!hello.replay);
-    const operator = hello.role === "operator";
-    for (const e of [this.playBtn, this.timeline, this.speed, this.loop, this.nextBtn]) e.disabled = !operator;
+    // A replay of the library is the viewer's own: any role may steer it (replay_controls).
+    const may = hello.replay_controls ?? hello.role === "operator";
+    for (const e of [this.playBtn, this.timeline, this.speed, this.loop, this.nextBtn]) e.disabled = !may;
   }
 
   async send(action, value) {

@@ -1,5 +1,6 @@
 // Live plots of the temperature probes: one uPlot chart per probe sensor, one series per stream,
-// a rolling window, and the latest value of every stream beside it.
+// a rolling window, and the latest value of every stream beside it. With the recordings library
+// (opts.history), a plot reaches back past its window: the recorded trend's means go before it.
 
 import uPlot from "./vendor/uplot/uPlot.esm.js";
 import { el, perFrame } from "./dom.js";
@@ -8,10 +9,13 @@ export const PALETTE = ["#4dabff", "#ffb020", "#3ddc97", "#ff6b81", "#b794f6", "
                         "#f6e05e", "#f687b3", "#a0aec0", "#f56565"];
 const WINDOW_S = 120;
 const MAX_ROWS = 20000;
+const HISTORY = [["2 min", 0], ["1 h", 3600], ["1 day", 86400], ["1 week", 7 * 86400]];
 
 export class ProbePlot {
-  constructor(parent, sensor) {
+  constructor(parent, sensor, { history = null } = {}) {
     this.schedule = perFrame(() => this.render());
+    this.history = history;
+    this.hist = null; // {t: [...], cols: [[...] per stream]}: recorded means before the live rows
     this.sensor = sensor.name;
     this.streams = Object.keys(sensor.meta?.streams ?? {}).sort(naturalOrder);
     this.units = Object.fromEntries(this.streams.map((s) => [s, sensor.meta.streams[s].unit ?? ""]));
@@ -27,12 +31,48 @@ export class ProbePlot {
     this.root = el("section", { class: "panel probes", "data-sensor": this.sensor },
       el("header", { class: "panel-head" },
         el("h2", {}, el("span", { class: "kind-dot probe" }), this.sensor,
-          el("span", { class: "sub" }, `${sensor.driver} · ${this.streams.length} channels · last ${WINDOW_S / 60} min`))),
+          el("span", { class: "sub" }, `${sensor.driver} · ${this.streams.length} channels · last ${WINDOW_S / 60} min`)),
+        this.historyPicker()),
       this.chips, this.host);
     parent.append(this.root);
     this.buildChips();
     this.buildPlot();
     new ResizeObserver(() => this.fit()).observe(this.host);
+  }
+
+  historyPicker() {
+    if (!this.history) return null;
+    const pick = el("select", { class: "small", "data-testid": `history-${this.sensor}`,
+                                title: "Reach back into the recordings" },
+      ...HISTORY.map(([label, s]) => el("option", { value: s }, label)));
+    pick.addEventListener("change", () => this.reachBack(Number(pick.value)));
+    return pick;
+  }
+
+  async reachBack(seconds) {
+    this.hist = null;
+    if (seconds > 0) {
+      const toNs = (this.t[0] ?? Date.now() / 1e3) * 1e9;
+      try {
+        const trend = await this.history(this.streams.map((s) => `${this.sensor}/${s}`), toNs - seconds * 1e9, toNs);
+        const key = (s) => trend.streams[`${this.sensor}/${s}`];
+        const t = key(this.streams[0])?.t ?? [];
+        this.hist = { t, cols: this.streams.map((s) => {
+          const d = key(s);
+          return d && d.t.length === t.length ? (d.mean ?? d.value) : t.map(() => null);
+        }) };
+      } catch (err) {
+        console.warn(`sensorlink: no history for ${this.sensor}: ${err.message}`);
+      }
+    }
+    this.rebuild = true;
+    this.schedule();
+  }
+
+  data() {
+    if (!this.hist?.t.length) return [this.t, ...this.cols];
+    const h = this.hist;
+    return [h.t.concat(this.t), ...this.cols.map((c, i) => (h.cols[i] ?? h.t.map(() => null)).concat(c))];
   }
 
   buildChips() {
@@ -57,8 +97,9 @@ export class ProbePlot {
       cursor: { drag: { x: false, y: false }, points: { size: 6 } },
       scales: { x: { time: true }, y: { auto: true } },
       axes: [
-        { ...axis, space: 70, incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600],
-          values: (u, splits) => splits.map(clock) },
+        { ...axis, space: 70, incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600,
+                                      7200, 21600, 43200, 86400],
+          values: (u, splits, _a, _s, step) => splits.map((t) => step >= 3600 ? dayClock(t) : clock(t)) },
         { ...axis, size: 56, values: (u, vals) => vals.map((v) => `${v.toFixed(1)}${unit ? " " + unit : ""}`) },
       ],
       hooks: { draw: [(u) => this.drawMarks(u)] },
@@ -67,7 +108,7 @@ export class ProbePlot {
         points: { show: false },
       }))],
     };
-    this.plot = new uPlot(opts, [this.t, ...this.cols], this.host);
+    this.plot = new uPlot(opts, this.data(), this.host);
   }
 
   /** An alarm event on one of this sensor's streams: a vertical marker at its time. */
@@ -147,7 +188,7 @@ export class ProbePlot {
       this.rebuild = false;
       this.buildPlot();
     } else {
-      this.plot.setData([this.t, ...this.cols]);
+      this.plot.setData(this.data());
     }
     this.updates++;
     for (const [ch, { value, unit, quality }] of Object.entries(this.last)) {
@@ -165,6 +206,7 @@ export class ProbePlot {
 
   snapshot() {
     return { streams: [...this.streams], rows: this.t.length, points: this.points,
+             history_rows: this.hist?.t.length ?? 0, history_from: this.hist?.t[0] ?? null,
              updates: this.updates, suspect: this.suspect, marks: this.marks.map((m) => ({ ...m })),
              last: Object.fromEntries(Object.entries(this.last).map(([k, v]) => [k, v.value])) };
   }
@@ -173,6 +215,11 @@ export class ProbePlot {
 function clock(t) {
   const d = new Date(t * 1000);
   return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
+}
+
+function dayClock(t) {
+  const d = new Date(t * 1000);
+  return `${d.getMonth() + 1}/${d.getDate()} ${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
 }
 
 function naturalOrder(a, b) {

@@ -24,10 +24,12 @@ export class Connection {
    * @param {object} opts.on  callbacks: state(state, detail), hello(hello), track(sensor, kind,
    *   stream), message(msg, channel), invalid(channel, errorText), reset(), and optionally
    *   failure({reason, at} | null): why the last attempt failed, as the service or this browser said
+   * @param {object} [opts.auth]  more fields for the auth message (replay: {from_ns, to_ns})
    */
-  constructor({ token, schemas, on, url = null }) {
+  constructor({ token, schemas, on, url = null, auth = {} }) {
     this.token = token;
     this.url = url;
+    this.auth = auth;
     this.schemas = schemas;
     this.on = on;
     this.state = "idle";
@@ -89,7 +91,7 @@ export class Connection {
     }
     this.ws = ws;
     ws.onopen = () => {
-      ws.send(JSON.stringify({ type: "auth", token: this.token, client: "dashboard" }));
+      ws.send(JSON.stringify({ type: "auth", token: this.token, client: "dashboard", ...this.auth }));
       this.setState("authenticating");
     };
     ws.onmessage = (ev) => {

@@ -46,9 +46,11 @@ class ControlHandler:
     """One viewer's control channel."""
 
     def __init__(self, target: Controllable, *, role: str, viewer: str,
-                 rate: float = 20.0, burst: float = 40.0) -> None:
+                 rate: float = 20.0, burst: float = 40.0,
+                 viewer_actions: frozenset[str] = VIEWER_ACTIONS) -> None:
         self.target = target
         self.role = role
+        self.viewer_actions = viewer_actions
         self.viewer = viewer
         self.accepted = 0
         self.refused = 0
@@ -70,7 +72,7 @@ class ControlHandler:
                                    "(replayed or out-of-order message)", field="id", msg_id=msg_id)
             self._last_id = msg_id
             action = message["type"]
-            if self.role != "operator" and action not in VIEWER_ACTIONS:
+            if self.role != "operator" and action not in self.viewer_actions:
                 raise ControlError(f"a {self.role} may not {action!r}; an operator token is needed",
                                    field="type", msg_id=msg_id)
             if action == "ping":

@@ -68,6 +68,9 @@ class MediaSource(Protocol):
 class ViewerHost(MediaSource, Protocol):
     """What one viewer's session needs: the media, control, and a goodbye when it closes."""
 
+    #: what the viewer role may do besides looking (a replay of its own it may steer)
+    viewer_actions: frozenset[str]
+
     async def apply_control(self, message: dict[str, Any], *, viewer: str) -> dict[str, Any]: ...
 
     def viewer_closed(self, session: Session) -> None: ...
@@ -83,3 +86,9 @@ class SignalingHost(Protocol):
     def new_viewer(self, *, role: str, remote: str) -> Session: ...
 
     def viewer_closed(self, session: Session) -> None: ...
+
+    async def open_replay(self, window: dict[str, Any], role: str) -> SignalingHost:
+        """A replay of part of the recordings (``window``: from_ns, to_ns) on a hub of its
+        own, for one websocket; raises a SensorlinkError saying why it cannot."""
+
+    async def close_replay(self, host: SignalingHost) -> None: ...

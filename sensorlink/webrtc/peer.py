@@ -78,7 +78,8 @@ class ViewerSession:
         }
         for channel in self.channels.values():
             channel.bufferedAmountLowThreshold = HIGH_WATER // 4
-        self.control = ControlHandler(service, role=role, viewer=self.name)
+        self.control = ControlHandler(service, role=role, viewer=self.name,
+                                      viewer_actions=service.viewer_actions)
         # Batched and encoded once for every viewer (sensorlink.webrtc.fanout); this is our share.
         self.readings_sub = service.readings.open(READINGS_QUEUE)
         self.frame_counts: collections.Counter[str] = collections.Counter()

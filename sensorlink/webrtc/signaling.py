@@ -27,9 +27,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 import sensorlink
-from sensorlink.errors import MessageError
+from sensorlink.errors import MessageError, SensorlinkError
 from sensorlink.validation import validate
 from sensorlink.webrtc.failures import offer_refusal
+from sensorlink.webrtc.http_api import Route, serve_api
 from sensorlink.webrtc.wire import MAX_SIGNALING_BYTES
 
 if TYPE_CHECKING:
@@ -110,6 +111,8 @@ class SignalingServer:
         self.throttle = AuthThrottle()
         self.roots = static_roots()
         self.refused = 0
+        #: GET /api/... routes (path → handler(query, role)), sensorlink.webrtc.http_api
+        self.routes: dict[str, Route] = {}
         self._server: Server | None = None
 
     async def start(self, host: str, port: int, ssl: Any = None) -> tuple[str, int]:
@@ -126,9 +129,14 @@ class SignalingServer:
             await self._server.wait_closed()
 
     # -- HTTP: the dashboard's files -------------------------------------------------------
-    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.path.split("?", 1)[0] == "/ws":
             return None  # go on with the websocket handshake
+        if request.path.startswith("/api/"):
+            address = str(connection.remote_address[0]) if connection.remote_address else "?"
+            return await serve_api(request, self.routes, address=address,
+                                   role_for=self.service.role_for, throttle=self.throttle,
+                                   headers=SECURITY_HEADERS)
         file = resolve_static(request.path, self.roots)
         if file is None:
             return self._response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
@@ -192,7 +200,24 @@ class SignalingServer:
             await self._refuse(ws, "wrong token: open the URL that sensorlink printed "
                                    "(it ends in #token=...)")
             return
-        await self._send(ws, self.service.hello(role))
+        host = self.service
+        if "replay" in auth:
+            # This websocket replays part of the recordings library, on a hub of its own; its
+            # peer connection is made and closed exactly like a live one.
+            try:
+                host = await self.service.open_replay(auth["replay"], role)
+            except SensorlinkError as exc:
+                await self._refuse(ws, f"replay: {exc}")
+                return
+        try:
+            await self._serve(ws, host, role, address)
+        finally:
+            if host is not self.service:
+                await self.service.close_replay(host)
+
+    async def _serve(self, ws: ServerConnection, host: SignalingHost, role: str,
+                     address: str) -> None:
+        await self._send(ws, host.hello(role))
         session = None
         reporter: asyncio.Task[None] | None = None
         try:
@@ -208,8 +233,8 @@ class SignalingServer:
                                           "error": f"unexpected {message['type']!r}; send an offer"})
                     continue
                 if session is not None:
-                    await self._close_session(session, reporter)  # a new offer replaces the old
-                session = self.service.new_viewer(role=role, remote=address)
+                    await self._close_session(host, session, reporter)  # a new offer replaces
+                session = host.new_viewer(role=role, remote=address)
                 try:
                     sdp, tracks = await session.answer(message["sdp"])
                 except Exception as exc:  # noqa: BLE001 (see below)
@@ -222,7 +247,7 @@ class SignalingServer:
                              reason)
                     await self._send(ws, {"type": "error", "id": None, "error": reason,
                                           "field": "sdp"})
-                    await self._close_session(session)
+                    await self._close_session(host, session)
                     session = None
                     continue
                 await self._send(ws, {"type": "answer", "sdp": sdp, "tracks": tracks})
@@ -232,7 +257,7 @@ class SignalingServer:
             pass
         finally:
             if session is not None:
-                await self._close_session(session, reporter)
+                await self._close_session(host, session, reporter)
 
     async def _report_failure(self, ws: ServerConnection, session: Session) -> None:
         """Tell the viewer why its peer connection failed, while its websocket is still open
@@ -244,14 +269,15 @@ class SignalingServer:
             except ConnectionClosed:
                 pass
 
-    async def _close_session(self, session: Session, reporter: asyncio.Task[None] | None = None) -> None:
+    async def _close_session(self, host: SignalingHost, session: Session,
+                             reporter: asyncio.Task[None] | None = None) -> None:
         try:
             await session.close()
         except Exception as exc:  # noqa: BLE001 (see below)
             # aiortc's close() fails on a connection a broken offer left half-built; the
             # session must still leave the service's list of viewers.
             log.info("signaling: closing %s: %r", getattr(session, "name", "?"), exc)
-            self.service.viewer_closed(session)
+            host.viewer_closed(session)
         if reporter is not None:
             # Closed, the session wakes its reporter, which says why if it had failed.
             await asyncio.gather(reporter, return_exceptions=True)

@@ -52,7 +52,7 @@ class Viewer:
                  validate_messages: bool = True, received: Any = None,
                  ssl: ssl_module.SSLContext | None = None,
                  ice_transport_policy: str = "all", video_codec: str | None = None,
-                 bundle: bool = True) -> None:
+                 bundle: bool = True, replay: dict[str, int] | None = None) -> None:
         self.ws_url, url_token = signaling_url(url)
         self.token = token or url_token
         if not self.token:
@@ -65,6 +65,8 @@ class Viewer:
         #: False: offer no BUNDLE group, as an endpoint that does not bundle does (each m-line
         #: then has an ICE and DTLS transport of its own)
         self.bundle = bundle
+        #: {"from_ns", "to_ns"}: replay that window of the service's recordings library instead
+        self.replay = replay
         self.keep_video = keep_video
         self.validate_messages = validate_messages
         #: optional sensorlink.webrtc.received.ReceivedSamples: what arrives, as samples (for --record)
@@ -112,7 +114,8 @@ class Viewer:
             # meet a closing socket, but the refusal is queued to read (and must not be retried).
             with contextlib.suppress(websockets.exceptions.ConnectionClosed):
                 await ws.send(json.dumps({"type": "auth", "token": self.token,
-                                          "client": "sensorlink view"}))
+                                          "client": "sensorlink view",
+                                          **({"replay": self.replay} if self.replay else {})}))
             hello = json.loads(await ws.recv())
             if hello.get("type") == "refused":
                 raise Refused(hello.get("reason", "refused"))

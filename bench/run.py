@@ -130,6 +130,21 @@ class Suite:
                      "ms", "websocket", r["ws"]["p99_ms"], target="≤ 30 ms",
                      met=r["viewed"]["p99_ms"] <= 30)
 
+    def monitoring(self) -> None:
+        from bench import bench_monitoring
+        r = bench_monitoring.run(quick=self.quick)
+        self.raw["monitoring"] = r
+        g, b, u, w = r["regions"], r["bands"], r["rules"], r["webhook"]
+        self.add("monitoring", "10 regions on 256×192@25Hz, CPU", g["regions_cpu"], "core",
+                 "camera path alone", g["camera_cpu"], target="< 2%", met=g["regions_cpu"] < 0.02)
+        self.add("monitoring", "bands + spectrogram, CPU per 4-mic array", b["bands_cpu"], "core",
+                 "steering + Opus", b["steer_opus_cpu"], target="< 3%", met=b["bands_cpu"] < 0.03)
+        self.add("monitoring", "rule evaluation, µs per reading per rule", u["us_per_reading_rule"],
+                 "µs", "Hub.publish, 1 subscriber", u["us_per_publish"], target="< 1 µs",
+                 met=u["us_per_reading_rule"] < 1.0)
+        self.add("monitoring", "sample → webhook POST, p99", w["p99_ms"], "ms", "direct httpx POST",
+                 w["direct_p99_ms"], target="≤ 100 ms", met=w["p99_ms"] <= 100)
+
     def audio(self) -> None:
         r = offline.audio(seconds=1.0 if self.quick else 3.0)
         self.raw["audio"] = r
@@ -181,6 +196,7 @@ class Suite:
 
     def run(self, only: list[str]) -> None:
         sections = {"readings": self.readings, "thermal": self.thermal, "audio": self.audio,
+                    "monitoring": self.monitoring,
                     "parsers": self.parsers, "recording": self.recording,
                     "viewers": self.viewers, "soak": self.soak}
         for name, fn in sections.items():
@@ -194,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-minutes", type=float, default=None,
                         help="length of the soak (default 10, or 0.5 with --quick)")
     parser.add_argument("--only", nargs="*", default=[],
-                        help="sections: readings thermal audio parsers recording viewers soak")
+                        help="sections: readings thermal audio monitoring parsers recording viewers soak")
     parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md and results.json go")
     args = parser.parse_args(argv)
     suite = Suite(args)

@@ -38,6 +38,7 @@ import msgpack
 from sensorlink.alarm_event import AlarmEvent
 from sensorlink.backoff import Backoff
 from sensorlink.bridges.payloads import alarm_payload
+from sensorlink.bridges.tasks import finish
 from sensorlink.config import MqttConfig
 from sensorlink.hub import Event, Hub, Subscription
 from sensorlink.samples import Reading
@@ -169,11 +170,7 @@ class MqttExporter:
         if self._task is None:
             return
         self._stopping.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), flush_timeout_s)
-        except TimeoutError:
-            self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        await finish(self._task, flush_timeout_s)
         self._task = None
         if self._sub is not None:
             self._sub.close()

@@ -24,6 +24,7 @@ import httpx
 from sensorlink.alarm_event import AlarmEvent
 from sensorlink.backoff import Backoff
 from sensorlink.bridges.payloads import alarm_payload
+from sensorlink.bridges.tasks import finish
 from sensorlink.config_alarms import WebhookConfig
 from sensorlink.hub import Hub, Subscription
 
@@ -64,11 +65,7 @@ class WebhookSink:
             return
         assert self._sub is not None
         self._sub.close()  # the loop empties the queue, then ends
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), flush_timeout_s)
-        except TimeoutError:
-            self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        await finish(self._task, flush_timeout_s)
         self._task = None
         self.state = "stopped"
 

@@ -61,6 +61,9 @@ export class AlarmPanel {
                       level: msg.event.level, t_wall_ns: msg.event.t_wall_ns, shown_at_ms: shownAt });
       if (this.log.length > LOG_MAX) this.log.shift();
       for (const fn of this.listeners) fn(msg.event);
+    } else {
+      // The list on connect: what stands was raised before this page opened; mark it too.
+      for (const e of this.active.values()) for (const fn of this.listeners) fn(e);
     }
   }
 

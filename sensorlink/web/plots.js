@@ -114,8 +114,9 @@ export class ProbePlot {
   /** An alarm event on one of this sensor's streams: a vertical marker at its time. */
   markAlarm(event) {
     if (!["raised", "escalated", "cleared"].includes(event.transition)) return;
+    if (this.marks.some((m) => m.rule === event.rule && m.seq === event.seq)) return; // seen on connect
     this.marks.push({ t: event.t_wall_ns / 1e9, level: event.level, transition: event.transition,
-                      rule: event.rule });
+                      rule: event.rule, seq: event.seq });
     if (this.marks.length > 100) this.marks.shift();
     this.schedule();
   }

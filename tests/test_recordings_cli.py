@@ -251,3 +251,20 @@ async def test_a_service_records_by_its_table_and_flags_and_logs_every_deletion(
     # Segments rolled by the flag's 1.2 s, not the table's 15 min: spans of about a second.
     spans = [(s.end_ns - s.start_ns) / 1e9 for s in Library(folder).segments()[:-1]]
     assert spans and all(s < 10 for s in spans)
+
+
+def test_the_raspberry_pi_example_in_the_docs_is_a_valid_config(tmp_path: Path) -> None:
+    """docs/recording.md's [recording] example for a 32 GB Pi parses, as the docs say."""
+    from sensorlink.config import load_config
+
+    text = (Path(__file__).parents[1] / "docs" / "recording.md").read_text(encoding="utf-8")
+    block = text.split("### A 32 GB Raspberry Pi", 1)[1].split("```toml\n", 1)[1].split("```")[0]
+    config = tmp_path / "pi.toml"
+    config.write_text(block + '\n[[sensors]]\nname = "probes"\ndriver = "sim-probes"\n')
+    recording = load_config(str(config)).recording
+    assert (recording.always, recording.segment_minutes, recording.max_total_gb,
+            recording.keep_days, recording.keep_alarm_days, recording.min_free_gb,
+            recording.audio) == (True, 15, 18, 30, 180, 2, "flac")
+    listed = sensorlink("recordings", "list", "--config", str(config), "--json")
+    # the example's record_dir does not exist here: the error names it
+    assert listed.returncode == 1 and "/var/lib/sensorlink/recordings" in listed.stderr

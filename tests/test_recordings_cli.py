@@ -17,13 +17,10 @@ import av
 import pyarrow.parquet as pq
 import pytest
 
-from sensorlink.hub import Hub
 from sensorlink.recording.library import Library
-from sensorlink.recording.recorder import Recorder
-from sensorlink.recording.retention import Keeper, RetentionPolicy
 from sensorlink.samples import Reading, ThermalFrame
 
-from library_support import Source, alarm, segment_files
+from library_support import record_live, segment_files
 from support import wait_for
 
 
@@ -36,29 +33,10 @@ def sensorlink(*args: str) -> subprocess.CompletedProcess[str]:
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Six or more segments of a live run, an alarm raised in the second, and the truth."""
     folder = tmp_path_factory.mktemp("recordings")
-    out: dict[str, Any] = {"folder": folder}
 
-    async def record() -> None:
-        hub = Hub()
-        library = Library(folder)
-        recorder = Recorder(hub, folder, session={"test": "cli"}, roll_bytes=30_000,
-                            chunk_seconds=0.05, fsync=False,
-                            catalog=Keeper(library, RetentionPolicy()))
-        source = Source(hub, rate_hz=200)
-        await recorder.start()
-        source.start()
-        await wait_for(lambda: len(recorder.files) >= 2, 60, "a roll")
-        raised = alarm("probes.t0.high")
-        hub.alarm(raised)
-        out["alarm"] = raised
-        await wait_for(lambda: len(recorder.files) >= 6, 60, "six segments")
-        await source.stop()
-        await recorder.stop()
-        library.close()
-        out["truth"] = source.truth
-
-    asyncio.run(record())
-    return out
+    run = asyncio.run(record_live(folder, segments=6, roll_bytes=30_000,
+                                  session={"test": "cli"}))
+    return {"folder": folder, "truth": run.truth, "alarm": run.alarm}
 
 
 def report_segments(folder: Path) -> list[dict[str, Any]]:

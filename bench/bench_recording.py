@@ -14,6 +14,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,10 +60,10 @@ async def write_throughput(directory: Path, samples: int = 3000) -> dict[str, fl
             "write_dropped": status["dropped"]}
 
 
-async def demo_size(directory: Path, seconds: float) -> tuple[dict[str, float], Path]:
-    """MB per minute of a recording of the demo's simulated sensors (default options)."""
+async def record_demo(directory: Path, seconds: float, **recorder_kw: Any) -> Path:
+    """The demo's simulated sensors (default options) recorded for ``seconds``."""
     hub = Hub()
-    recorder = Recorder(hub, directory, session={"bench": "demo"})
+    recorder = Recorder(hub, directory, session={"bench": "demo"}, **recorder_kw)
     await recorder.start()
     runners = [DriverRunner(d, hub) for d in (SimulatedThermalCamera("cam"),
                                               SimulatedProbes("probes"),
@@ -73,8 +74,13 @@ async def demo_size(directory: Path, seconds: float) -> tuple[dict[str, float], 
     for r in runners:
         await r.stop()
     await recorder.stop()
-    path = recorder.path
-    assert path is not None
+    assert recorder.path is not None
+    return recorder.path
+
+
+async def demo_size(directory: Path, seconds: float) -> tuple[dict[str, float], Path]:
+    """MB per minute of a recording of the demo's simulated sensors (default options)."""
+    path = await record_demo(directory, seconds)
     with Recording(path) as rec:
         duration = rec.duration_s
     size = path.stat().st_size

@@ -24,7 +24,8 @@ from typing import Any
 
 import websockets
 
-from sensorlink import colormap, fanout, peer
+from sensorlink import colormap
+from sensorlink.webrtc import fanout, peer
 from sensorlink.config import SensorConfig, ServiceConfig
 from sensorlink.hub import Hub
 from sensorlink.samples import Reading, SensorInfo, ThermalFrame

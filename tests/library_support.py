@@ -17,7 +17,8 @@ from sensorlink.alarm_event import AlarmEvent
 from sensorlink.hub import Hub
 from sensorlink.recording.library import Library
 from sensorlink.recording.reader import Recording
-from sensorlink.recording.retention import Keeper
+from sensorlink.recording.recorder import Recorder
+from sensorlink.recording.retention import Keeper, RetentionPolicy
 from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
 
 SAMPLE_TYPES = (ThermalFrame, AudioBlock, Reading)
@@ -115,3 +116,35 @@ class ObservingKeeper(Keeper):
             "index": {s.name: s for s in self.library.segments()},
             "deleted": [d["name"] for d in self.library.deletions(10_000)],
         })
+
+
+@dataclass
+class LiveRun:
+    """What :func:`record_live` recorded: the samples published and the alarm raised."""
+
+    truth: list[Any]
+    alarm: AlarmEvent
+
+
+async def record_live(folder: Path, *, segments: int, roll_bytes: int,
+                      session: dict[str, Any]) -> LiveRun:
+    """Record :class:`Source` live into ``folder`` (indexed as it goes) until ``segments``
+    files exist, raising an alarm while the second is being recorded."""
+    from support import wait_for
+
+    hub = Hub()
+    library = Library(folder)
+    recorder = Recorder(hub, folder, session=session, roll_bytes=roll_bytes,
+                        chunk_seconds=0.05, fsync=False,
+                        catalog=Keeper(library, RetentionPolicy()))
+    source = Source(hub, rate_hz=200)
+    await recorder.start()
+    source.start()
+    await wait_for(lambda: len(recorder.files) >= 2, 60, "a roll")
+    raised = alarm("probes.t0.high")
+    hub.alarm(raised)
+    await wait_for(lambda: len(recorder.files) >= segments, 60, f"{segments} segments")
+    await source.stop()
+    await recorder.stop()
+    library.close()
+    return LiveRun(source.truth, raised)

@@ -17,13 +17,10 @@ import av
 import pyarrow.parquet as pq
 import pytest
 
-from sensorlink.hub import Hub
 from sensorlink.recording.library import Library
-from sensorlink.recording.recorder import Recorder
-from sensorlink.recording.retention import Keeper, RetentionPolicy
 from sensorlink.samples import Reading, ThermalFrame
 
-from library_support import Source, alarm, segment_files
+from library_support import record_live, segment_files
 from support import wait_for
 
 
@@ -36,29 +33,10 @@ def sensorlink(*args: str) -> subprocess.CompletedProcess[str]:
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Six or more segments of a live run, an alarm raised in the second, and the truth."""
     folder = tmp_path_factory.mktemp("recordings")
-    out: dict[str, Any] = {"folder": folder}
 
-    async def record() -> None:
-        hub = Hub()
-        library = Library(folder)
-        recorder = Recorder(hub, folder, session={"test": "cli"}, roll_bytes=30_000,
-                            chunk_seconds=0.05, fsync=False,
-                            catalog=Keeper(library, RetentionPolicy()))
-        source = Source(hub, rate_hz=200)
-        await recorder.start()
-        source.start()
-        await wait_for(lambda: len(recorder.files) >= 2, 60, "a roll")
-        raised = alarm("probes.t0.high")
-        hub.alarm(raised)
-        out["alarm"] = raised
-        await wait_for(lambda: len(recorder.files) >= 6, 60, "six segments")
-        await source.stop()
-        await recorder.stop()
-        library.close()
-        out["truth"] = source.truth
-
-    asyncio.run(record())
-    return out
+    run = asyncio.run(record_live(folder, segments=6, roll_bytes=30_000,
+                                  session={"test": "cli"}))
+    return {"folder": folder, "truth": run.truth, "alarm": run.alarm}
 
 
 def report_segments(folder: Path) -> list[dict[str, Any]]:
@@ -157,8 +135,10 @@ def test_list_show_reindex_and_prune_as_a_user_runs_them(recorded: dict[str, Any
     runs = [run for day in report["days"] for run in day["runs"]]
     files = [folder / s.name for s in Library(folder).segments()]  # oldest first
     assert sorted(files) == segment_files(folder)
-    assert len(runs) == 1 and runs[0]["segments"] == len(files)
-    assert runs[0]["alarms"][0][1:] == ["probes.t0.high", "alarm", "raised"]
+    # One run (listed under two days if it crossed midnight)
+    assert len({r["session"] for r in runs}) == 1
+    assert sum(r["segments"] for r in runs) == len(files)
+    assert [a[1:] for r in runs for a in r["alarms"]] == [["probes.t0.high", "alarm", "raised"]]
     assert sorted(report["streams"]) == [f"probes/t{i}" for i in range(4)]
 
     shown = sensorlink("recordings", "show", str(folder), "--segment", files[1].name, "--json")
@@ -251,3 +231,20 @@ async def test_a_service_records_by_its_table_and_flags_and_logs_every_deletion(
     # Segments rolled by the flag's 1.2 s, not the table's 15 min: spans of about a second.
     spans = [(s.end_ns - s.start_ns) / 1e9 for s in Library(folder).segments()[:-1]]
     assert spans and all(s < 10 for s in spans)
+
+
+def test_the_raspberry_pi_example_in_the_docs_is_a_valid_config(tmp_path: Path) -> None:
+    """docs/recording.md's [recording] example for a 32 GB Pi parses, as the docs say."""
+    from sensorlink.config import load_config
+
+    text = (Path(__file__).parents[1] / "docs" / "recording.md").read_text(encoding="utf-8")
+    block = text.split("### A 32 GB Raspberry Pi", 1)[1].split("```toml\n", 1)[1].split("```")[0]
+    config = tmp_path / "pi.toml"
+    config.write_text(block + '\n[[sensors]]\nname = "probes"\ndriver = "sim-probes"\n')
+    recording = load_config(str(config)).recording
+    assert (recording.always, recording.segment_minutes, recording.max_total_gb,
+            recording.keep_days, recording.keep_alarm_days, recording.min_free_gb,
+            recording.audio) == (True, 15, 18, 30, 180, 2, "flac")
+    listed = sensorlink("recordings", "list", "--config", str(config), "--json")
+    # the example's record_dir does not exist here: the error names it
+    assert listed.returncode == 1 and "/var/lib/sensorlink/recordings" in listed.stderr

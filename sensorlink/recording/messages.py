@@ -136,6 +136,21 @@ def _schema(name: str, description: str, properties: dict[str, Any],
             "required": required}
 
 
+_AUDIO_REQUIRED = ["timestamp", "data", "format", "sample_rate", "number_of_channels"]
+
+
+def _audio_fields(data: str, audio_format: str) -> dict[str, Any]:
+    """PCM and FLAC blocks share every field but what ``data`` holds and ``format``."""
+    return {
+        "timestamp": {**_TIME, "description": "Timestamp of the start of the audio block"},
+        "data": {**_BYTES, "description": data},
+        "format": {"type": "string", "description": f"Audio format: {audio_format}"},
+        "sample_rate": {"type": "integer", "minimum": 0},
+        "number_of_channels": {"type": "integer", "minimum": 0},
+        "sensor": {"type": "string"}, "seq": _SEQ, "t_mono_ns": _NS, "t_wall_ns": _NS,
+        **_optional_number("steering_deg", "where the beam was steered, degrees"),
+    }
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     RAW_IMAGE: _schema(RAW_IMAGE, "A raw image (Foxglove well-known schema) plus sensorlink fields", {
         "timestamp": {**_TIME, "description": "Timestamp of image"},
@@ -148,15 +163,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "sensor": {"type": "string"}, "seq": _SEQ, "t_mono_ns": _NS, "t_wall_ns": _NS,
         **_optional_number("ambient_c", "the camera's own ambient temperature, °C"),
     }, ["timestamp", "frame_id", "width", "height", "encoding", "step", "data"]),
-    RAW_AUDIO: _schema(RAW_AUDIO, "A block of PCM (Foxglove well-known schema) plus sensorlink fields", {
-        "timestamp": {**_TIME, "description": "Timestamp of the start of the audio block"},
-        "data": {**_BYTES, "description": "Interleaved little-endian samples"},
-        "format": {"type": "string", "description": "Audio format: pcm-s16"},
-        "sample_rate": {"type": "integer", "minimum": 0},
-        "number_of_channels": {"type": "integer", "minimum": 0},
-        "sensor": {"type": "string"}, "seq": _SEQ, "t_mono_ns": _NS, "t_wall_ns": _NS,
-        **_optional_number("steering_deg", "where the beam was steered, degrees"),
-    }, ["timestamp", "data", "format", "sample_rate", "number_of_channels"]),
+    RAW_AUDIO: _schema(RAW_AUDIO, "A block of PCM (Foxglove well-known schema) plus sensorlink fields",
+                       _audio_fields("Interleaved little-endian samples", "pcm-s16"),
+                       list(_AUDIO_REQUIRED)),
     READING: _schema(READING, "One scalar reading of a sensor stream", {
         "timestamp": _TIME, "sensor": {"type": "string"}, "channel": {"type": "string"},
         "quantity": {"type": "string"},
@@ -179,15 +188,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                               "value": {"type": "integer"}}}},
         "rate_hz": {"type": "number"}, "t_wall_ns": _NS,
     }, ["sensor", "state", "detail", "counters", "rate_hz", "t_wall_ns"]),
-    COMPRESSED_AUDIO: _schema(COMPRESSED_AUDIO, "A block of losslessly compressed audio", {
-        "timestamp": {**_TIME, "description": "Timestamp of the start of the audio block"},
-        "data": {**_BYTES, "description": "The block as a complete FLAC file (int16 samples)"},
-        "format": {"type": "string", "description": "Audio format: flac"},
-        "sample_rate": {"type": "integer", "minimum": 0},
-        "number_of_channels": {"type": "integer", "minimum": 0},
-        "sensor": {"type": "string"}, "seq": _SEQ, "t_mono_ns": _NS, "t_wall_ns": _NS,
-        **_optional_number("steering_deg", "where the beam was steered, degrees"),
-    }, ["timestamp", "data", "format", "sample_rate", "number_of_channels"]),
+    COMPRESSED_AUDIO: _schema(COMPRESSED_AUDIO, "A block of losslessly compressed audio",
+                              _audio_fields("The block as a complete FLAC file (int16 samples)",
+                                            "flac"), list(_AUDIO_REQUIRED)),
     CONTROL: _schema(CONTROL, "A viewer's control action, as received", {
         "viewer": {"type": "string"}, "message_json": _json_text("the control message"),
         "t_wall_ns": _NS,

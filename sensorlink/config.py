@@ -29,10 +29,11 @@ from __future__ import annotations
 import re
 import tomllib
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sensorlink.config_whip import WhepConfig, WhipConfig, parse_whep, parse_whip
 from sensorlink.errors import ConfigError
 from sensorlink.options import parse_table
 
@@ -66,6 +67,7 @@ class ServiceConfig:
     viewer_token: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    whep: WhepConfig | None = None     # [whep] or --whep: serve WHEP players (sensorlink.config_whip)
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,7 @@ class Config:
     source: str = "<config>"
     mqtt: MqttConfig | None = None
     links: list[DashboardLink] = field(default_factory=list)
+    whip: WhipConfig | None = None
 
 
 def parse_listen(value: Any, source: str) -> tuple[str, int]:
@@ -260,10 +263,11 @@ def parse_service(raw: dict[str, Any], source: str) -> ServiceConfig:
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
-    unknown = set(data) - {"service", "sensors", "mqtt", "dashboard"}
+    unknown = set(data) - {"service", "sensors", "mqtt", "dashboard", "whep", "whip"}
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; expected [service], "
-                          "[[sensors]] and optionally [mqtt], [dashboard]", source=source,
+                          "[[sensors]] and optionally [mqtt], [dashboard], [whep], [whip]",
+                          source=source,
                           field=sorted(unknown)[0])
     service = data.get("service", {})
     if not isinstance(service, dict):
@@ -290,10 +294,14 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
                               field="driver")
         options = {k: v for k, v in entry.items() if k not in ("name", "driver")}
         sensors.append(SensorConfig(name=name, driver=driver, options=options))
-    return Config(service=parse_service(service, source), sensors=sensors, source=source,
+    settings = parse_service(service, source)
+    if "whep" in data:
+        settings = replace(settings, whep=parse_whep(data["whep"], source))
+    return Config(service=settings, sensors=sensors, source=source,
                   mqtt=parse_table(MqttConfig, data["mqtt"], "mqtt", source) if "mqtt" in data
                   else None,
-                  links=parse_links(data["dashboard"], source) if "dashboard" in data else [])
+                  links=parse_links(data["dashboard"], source) if "dashboard" in data else [],
+                  whip=parse_whip(data["whip"], source) if "whip" in data else None)
 
 
 # Triple-quoted strings first, or '""' would match the start of '"""...'.

@@ -1,0 +1,127 @@
+"""A WHIP endpoint we did not write, for the publish tests: tests/node/whip_endpoint.mjs, werift
+behind node's HTTP server, as a child process; and what its WebM files hold, decoded by FFmpeg
+(PyAV)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import shutil
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+NODE_DIR = Path(__file__).with_name("node")
+ENDPOINT = NODE_DIR / "whip_endpoint.mjs"
+
+
+class WhipEndpoint:
+    """``node whip_endpoint.mjs``: its JSON events as they come, and ways to make it go away."""
+
+    def __init__(self, out_dir: Path, token: str | None = None) -> None:
+        self.out_dir = out_dir
+        self.token = token
+        self.events: list[dict[str, Any]] = []
+        self.port = 0
+        self.proc: asyncio.subprocess.Process | None = None
+        self._changed = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self, port: int = 0) -> int:
+        node = shutil.which("node")
+        assert node, "node (Node.js 20+) is required: scripts/setup.sh --browser"
+        assert (NODE_DIR / "node_modules" / "werift").is_dir(), "run scripts/setup.sh --browser"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        args = [str(ENDPOINT), str(port), str(self.out_dir), *([self.token] if self.token else [])]
+        self.proc = await asyncio.create_subprocess_exec(
+            node, *args, cwd=NODE_DIR, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        self._reader = asyncio.create_task(self._read(self.proc))
+        listening = await self.wait_for(lambda e: e["event"] == "listening", "listening")
+        self.port = listening["port"]
+        return self.port
+
+    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while line := await proc.stdout.readline():
+            text = line.decode("utf-8", "replace").strip()
+            self.events.append(json.loads(text) if text.startswith("{") else
+                               {"event": "output", "text": text})
+            self._changed.set()
+        self.events.append({"event": "ended", "code": await proc.wait()})
+        self._changed.set()
+
+    def matching(self, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        return [e for e in self.events if predicate(e)]
+
+    async def wait_for(self, predicate: Callable[[dict[str, Any]], bool], what: str,
+                       count: int = 1, timeout: float = 45.0) -> dict[str, Any]:
+        """The ``count``-th event ``predicate`` accepts; fails naming ``what`` and the events."""
+        async def wait() -> dict[str, Any]:
+            while len(found := self.matching(predicate)) < count:
+                self._changed.clear()
+                await self._changed.wait()
+            return found[count - 1]
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"the WHIP endpoint: no {what} within {timeout:g} s; "
+                                 f"events: {self.events[-20:]}") from None
+
+    async def stop(self, sig: int = signal.SIGTERM) -> None:
+        """SIGTERM: it closes its peer connections first, as a restarting server does."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(sig)
+            await self.proc.wait()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+
+@dataclass
+class Received:
+    """What one WebM file holds, decoded."""
+
+    video_sizes: list[tuple[int, int]] = field(default_factory=list)
+    audio_samples: int = 0
+    audio_dbfs: float = -math.inf
+    video_packets: int = 0
+    undecodable: int = 0
+
+    @property
+    def frames(self) -> int:
+        return len(self.video_sizes)
+
+
+def decode_webm(path: str | Path) -> Received:
+    """Every frame FFmpeg decodes from ``path`` (VP8 and Opus), and the audio's level."""
+    out = Received()
+    squares, count = 0.0, 0
+    with av.open(str(path)) as container:
+        for packet in container.demux():
+            if packet.stream.type == "video" and packet.size:
+                out.video_packets += 1
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                out.undecodable += 1
+                continue  # a frame cut short (the recording starts mid-stream): not decodable
+            for frame in frames:
+                if isinstance(frame, av.VideoFrame):
+                    out.video_sizes.append((frame.width, frame.height))
+                elif isinstance(frame, av.AudioFrame):
+                    pcm = frame.to_ndarray().astype(np.float64)
+                    if frame.format.name.startswith(("flt", "dbl")):
+                        pcm = pcm * 32768.0
+                    squares += float(np.sum(pcm * pcm))
+                    count += pcm.size
+                    out.audio_samples += frame.samples
+    if count:
+        rms = math.sqrt(squares / count) / 32768.0
+        out.audio_dbfs = 20 * math.log10(rms) if rms > 0 else -math.inf
+    return out

@@ -26,7 +26,7 @@ from sensorlink.webrtc.whip import WhipPublisher, plan_streams
 
 from support import STILL_SENSORS, wait_for
 from tracks_support import CAMERAS, sensor_configs
-from whip_support import WhipEndpoint, decode_webm
+from whip_support import ScriptedEndpoint, WhipEndpoint, decode_webm
 
 TOKEN = "whip-service-token"
 STREAM_KEY = "whip-stream-key-1"
@@ -165,3 +165,31 @@ async def test_demo_publishes_with_the_token_from_the_environment(tmp_path: Path
         await asyncio.to_thread(proc.wait, 30)
     await endpoint.wait_for(lambda e: e["event"] == "deleted", "the demo's DELETE on SIGTERM")
     await endpoint.stop()
+
+
+@pytest.mark.parametrize(("status", "headers", "body", "expected"), [
+    (404, {"Content-Type": "text/plain"}, b"stream not found", "404 stream not found (no WHIP endpoint"),
+    (201, {"Content-Type": "application/sdp", "Location": "/s/1"}, b"v=0\r\nnot an answer\r\n",
+     "answer is not usable SDP"),
+    (201, {"Content-Type": "application/sdp"}, b"v=0\r\n", "201 without a Location header"),
+    (201, {"Content-Type": "text/html", "Location": "/s/1"}, b"<html>", "not an application/sdp"),
+], ids=["404", "bad-answer", "no-location", "not-sdp"])
+async def test_a_broken_endpoint_is_named_in_the_status_and_retried(
+        status: int, headers: dict[str, str], body: bytes, expected: str) -> None:
+    endpoint = ScriptedEndpoint(status, headers, body)
+    try:
+        service = await start_publishing(STILL_SENSORS, f"whip://127.0.0.1:{endpoint.port}/live")
+        try:
+            publisher = published(service)
+            await wait_for(lambda: len(endpoint.posts) >= 2, 45, "a retried POST")
+            await wait_for(lambda: expected in publisher.status()["detail"], 10,
+                           f"{expected!r} in {publisher.status()}")
+            assert publisher.status()["state"] in ("disconnected", "connecting")
+            assert publisher.status()["connects"] == 0
+            post = endpoint.posts[0]
+            assert (post["path"], post["content-type"], post["authorization"]) == \
+                ("/live", "application/sdp", f"Bearer {STREAM_KEY}")
+        finally:
+            await service.stop()
+    finally:
+        endpoint.close()

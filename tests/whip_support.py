@@ -125,3 +125,38 @@ def decode_webm(path: str | Path) -> Received:
         rms = math.sqrt(squares / count) / 32768.0
         out.audio_dbfs = 20 * math.log10(rms) if rms > 0 else -math.inf
     return out
+
+
+class ScriptedEndpoint:
+    """An HTTP server (the standard library's) that answers every POST with one fixed reply,
+    bytes as given: how a misconfigured or broken WHIP endpoint looks to the publisher."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        import http.server
+        import threading
+
+        self.posts: list[dict[str, str]] = []
+        reply, posts = (status, headers, body), self.posts
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                posts.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
+                self.send_response(reply[0])
+                for name, value in reply[1].items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply[2])))
+                self.end_headers()
+                self.wfile.write(reply[2])
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.exceptions import InvalidStateError
 
 from sensorlink.backoff import Backoff
 from sensorlink.config_whip import WhipConfig, whip_http_url
@@ -48,6 +49,13 @@ log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 3
 CONNECT_TIMEOUT_S = 30.0
+# What a refusal usually means, said next to the endpoint's own words.
+REFUSAL_HINTS = {
+    401: " (the endpoint wants another Bearer token: $SENSORLINK_WHIP_TOKEN or [whip] token)",
+    403: " (the token is not allowed to publish here)",
+    404: " (no WHIP endpoint at this path: check the URL, e.g. MediaMTX wants /<path>/whip)",
+    415: " (the endpoint did not take application/sdp)",
+}
 
 
 @dataclass(frozen=True)
@@ -154,8 +162,9 @@ class WhipSession:
                 continue
             if reply.status != 201:
                 text = reply.body.decode("utf-8", "replace").strip().splitlines()
+                hint = REFUSAL_HINTS.get(reply.status, "")
                 raise SignalingError(f"POST {url}: {reply.status} "
-                                     f"{text[0][:200] if text else '(no body)'}")
+                                     f"{text[0][:200] if text else '(no body)'}{hint}")
             return url, reply
         raise SignalingError(f"POST {self.stream.endpoint}: more than {MAX_REDIRECTS} redirects")
 
@@ -180,8 +189,7 @@ class WhipSession:
             if reply.all("link"):
                 log.info("%s: the endpoint offers ICE servers %s (not used: configure "
                          "[service] ice_servers)", self.name, reply.all("link"))
-            await pc.setRemoteDescription(RTCSessionDescription(
-                reply.body.decode("utf-8", "replace"), "answer"))
+            await self._accept_answer(pc, url, reply)
             await self._until_lost(pc, backoff)
         finally:
             for track in tracks:
@@ -189,6 +197,19 @@ class WhipSession:
             await close_peer(pc)
             self.pc = None
             await self._delete()
+
+    async def _accept_answer(self, pc: RTCPeerConnection, url: str, reply: HttpReply) -> None:
+        """The 201's body as our answer; a body that is not one says so, naming the endpoint."""
+        content_type = (reply.header("content-type") or "").split(";")[0].strip().lower()
+        if content_type != "application/sdp":
+            raise SignalingError(f"POST {url}: 201 with Content-Type {content_type or '(none)'}, "
+                                 "not an application/sdp answer")
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(
+                reply.body.decode("utf-8", "replace"), "answer"))
+        except (ValueError, KeyError, IndexError, InvalidStateError) as exc:
+            raise SignalingError(f"POST {url}: the endpoint's answer is not usable SDP "
+                                 f"({type(exc).__name__}: {exc})") from exc
 
     async def _until_lost(self, pc: RTCPeerConnection, backoff: Backoff) -> None:
         connected, lost = asyncio.Event(), asyncio.Event()

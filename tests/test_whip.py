@@ -26,7 +26,7 @@ from sensorlink.webrtc.whip import WhipPublisher, plan_streams
 
 from support import STILL_SENSORS, wait_for
 from tracks_support import CAMERAS, sensor_configs
-from whip_support import ScriptedEndpoint, WhipEndpoint, decode_webm
+from whip_support import ScriptedEndpoint, WhipEndpoint, decode_tracks
 
 TOKEN = "whip-service-token"
 STREAM_KEY = "whip-stream-key-1"
@@ -81,7 +81,7 @@ async def test_each_camera_is_published_with_its_microphone_and_no_extra_encode(
     assert not endpoint.matching(lambda e: e["event"] in ("refused", "error"))
     for event in deleted:
         camera = event["path"].split("/")[2]
-        received = decode_webm(event["file"])
+        received = decode_tracks(event["file"])
         # werift's recorder starts at a keyframe (every 2 s) and drops what its jitter buffer
         # could not order, so it holds fewer frames than were sent: most of them, decodable.
         assert received.frames >= 10, (camera, received)
@@ -112,7 +112,7 @@ async def test_the_publish_reconnects_when_the_endpoint_comes_back(tmp_path: Pat
         await service.stop()
     deleted = await again.wait_for(lambda e: e["event"] == "deleted", "DELETE")
     await again.stop()
-    assert decode_webm(deleted["file"]).frames >= 10
+    assert decode_tracks(deleted["file"]).frames >= 10
 
 
 async def test_a_refused_token_shows_in_the_exports_and_is_retried(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
-"""A WHIP endpoint we did not write, for the publish tests: tests/node/whip_endpoint.mjs, werift
-behind node's HTTP server, as a child process; and what its WebM files hold, decoded by FFmpeg
-(PyAV)."""
+"""Peers we did not write, for the WHIP and WHEP tests, as child processes on werift: a WHIP
+endpoint (tests/node/whip_endpoint.mjs) and a WHEP player (tests/node/whep_client.mjs); what their
+WebM files hold, decoded by FFmpeg (PyAV); and a scripted HTTP server for broken endpoints."""
 
 from __future__ import annotations
 
@@ -18,34 +18,29 @@ import av
 import numpy as np
 
 NODE_DIR = Path(__file__).with_name("node")
-ENDPOINT = NODE_DIR / "whip_endpoint.mjs"
 
 
-class WhipEndpoint:
-    """``node whip_endpoint.mjs``: its JSON events as they come, and ways to make it go away."""
+class NodePeer:
+    """A node script of tests/node as a child process: its JSON events as they come, and ways
+    to make it go away."""
 
-    def __init__(self, out_dir: Path, token: str | None = None) -> None:
-        self.out_dir = out_dir
-        self.token = token
+    script = ""
+
+    def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
-        self.port = 0
         self.proc: asyncio.subprocess.Process | None = None
         self._changed = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
 
-    async def start(self, port: int = 0) -> int:
+    async def spawn(self, *args: str) -> None:
         node = shutil.which("node")
         assert node, "node (Node.js 20+) is required: scripts/setup.sh --browser"
         assert (NODE_DIR / "node_modules" / "werift").is_dir(), "run scripts/setup.sh --browser"
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        args = [str(ENDPOINT), str(port), str(self.out_dir), *([self.token] if self.token else [])]
         self.proc = await asyncio.create_subprocess_exec(
-            node, *args, cwd=NODE_DIR, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            node, str(NODE_DIR / self.script), *args, cwd=NODE_DIR,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT)
         self._reader = asyncio.create_task(self._read(self.proc))
-        listening = await self.wait_for(lambda e: e["event"] == "listening", "listening")
-        self.port = listening["port"]
-        return self.port
 
     async def _read(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
@@ -71,16 +66,61 @@ class WhipEndpoint:
         try:
             return await asyncio.wait_for(wait(), timeout)
         except TimeoutError:
-            raise AssertionError(f"the WHIP endpoint: no {what} within {timeout:g} s; "
+            raise AssertionError(f"{self.script}: no {what} within {timeout:g} s; "
                                  f"events: {self.events[-20:]}") from None
 
+    def send(self, line: str) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(f"{line}\n".encode())
+
     async def stop(self, sig: int = signal.SIGTERM) -> None:
-        """SIGTERM: it closes its peer connections first, as a restarting server does."""
         if self.proc is not None and self.proc.returncode is None:
             self.proc.send_signal(sig)
             await self.proc.wait()
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
+        if self.proc is not None and self.proc.stdin is not None:
+            self.proc.stdin.close()
+            await self.proc.stdin.wait_closed()  # BrokenPipe is possible; the pipe closes anyway
+
+
+class WhipEndpoint(NodePeer):
+    """``node whip_endpoint.mjs``; SIGTERM closes its peer connections first, as a restarting
+    server does."""
+
+    script = "whip_endpoint.mjs"
+
+    def __init__(self, out_dir: Path, token: str | None = None) -> None:
+        super().__init__()
+        self.out_dir = out_dir
+        self.token = token
+        self.port = 0
+
+    async def start(self, port: int = 0) -> int:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        await self.spawn(str(port), str(self.out_dir), *([self.token] if self.token else []))
+        listening = await self.wait_for(lambda e: e["event"] == "listening", "listening")
+        self.port = listening["port"]
+        return self.port
+
+
+class WhepPlayer(NodePeer):
+    """``node whep_client.mjs``: a werift player of one WHEP URL, recording what it receives."""
+
+    script = "whep_client.mjs"
+
+    async def play(self, url: str, token: str, file: Path, kinds: str = "video,audio") -> int:
+        """POST the offer; the status of the reply."""
+        await self.spawn(url, token, str(file), kinds)
+        return (await self.wait_for(lambda e: e["event"] == "answered", "answer"))["status"]
+
+    async def delete(self) -> dict[str, Any]:
+        """DELETE the session's Location; the ``deleted`` event (status, file, RTP counts)."""
+        self.send("delete")
+        deleted = await self.wait_for(lambda e: e["event"] == "deleted", "deleted")
+        await self.wait_for(lambda e: e["event"] == "ended", "exit")
+        await self.stop()
+        return deleted
 
 
 @dataclass
@@ -96,6 +136,16 @@ class Received:
     @property
     def frames(self) -> int:
         return len(self.video_sizes)
+
+
+def decode_tracks(base: str | Path) -> Received:
+    """What the node peers recorded as ``<base>.video.webm`` and ``<base>.audio.webm``, together
+    (a file that is not there, for a kind not received, counts as nothing)."""
+    video, audio = (decode_webm(f"{base}.{kind}.webm") if Path(f"{base}.{kind}.webm").exists()
+                    else Received() for kind in ("video", "audio"))
+    return Received(video_sizes=video.video_sizes, audio_samples=audio.audio_samples,
+                    audio_dbfs=audio.audio_dbfs, video_packets=video.video_packets,
+                    undecodable=video.undecodable + audio.undecodable)
 
 
 def decode_webm(path: str | Path) -> Received:

@@ -1,12 +1,12 @@
 // A WHIP endpoint (RFC 9725) for sensorlink's tests, on a WebRTC stack sensorlink did not write:
 // werift (pure TypeScript ICE, DTLS, SRTP, RTP) behind node's own HTTP server. Each session's
-// received tracks are written to a WebM file by werift's MediaRecorder; the test decodes that
-// file with FFmpeg (PyAV) to see what really arrived.
+// received tracks are written to WebM files by werift's MediaRecorder, one per track; the test
+// decodes them with FFmpeg (PyAV) to see what really arrived.
 //
 //   node whip_endpoint.mjs PORT OUT_DIR [TOKEN]
 //
 // POST <any path> (application/sdp, Authorization: Bearer TOKEN when given) -> 201 + answer +
-// Location /session/<id>; DELETE /session/<id> -> 200, the file finished. Events go to stdout as
+// Location /session/<id>; DELETE /session/<id> -> 200, the files finished. Events go to stdout as
 // JSON lines: listening, session, track, state, deleted (with the file), refused.
 import http from "node:http";
 import { RTCPeerConnection, RTCRtpCodecParameters } from "werift";
@@ -41,12 +41,15 @@ async function create(req, res, path, offer) {
     },
   });
   const kinds = [...offer.matchAll(/^m=(audio|video) /gm)].map((m) => m[1]);
-  const file = `${outDir}/session-${id}.webm`;
-  const recorder = new MediaRecorder({ path: file, numOfTracks: kinds.length, disableLipSync: true });
-  sessions.set(id, { pc, recorder, file, path });
+  // One WebM file per track, <file>.<kind>.webm: werift's WebM writer can fail on its cue
+  // points when it interleaves two tracks that join a running stream.
+  const file = `${outDir}/session-${id}`;
+  const recorders = Object.fromEntries(kinds.map((kind) => [kind, new MediaRecorder({
+    path: `${file}.${kind}.webm`, numOfTracks: 1, disableLipSync: true })]));
+  sessions.set(id, { pc, recorders, file, path });
   pc.onTrack.subscribe((track) => {
     emit({ event: "track", id, kind: track.kind });
-    recorder.addTrack(track);
+    recorders[track.kind].addTrack(track);
   });
   pc.connectionStateChange.subscribe((state) => emit({ event: "state", id, state }));
   await pc.setRemoteDescription({ type: "offer", sdp: offer });
@@ -64,7 +67,7 @@ async function remove(res, id) {
     return res.end();
   }
   sessions.delete(id);
-  await session.recorder.stop();
+  for (const recorder of Object.values(session.recorders)) await recorder.stop();
   await session.pc.close();
   emit({ event: "deleted", id, path: session.path, file: session.file });
   res.writeHead(200);

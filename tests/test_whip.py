@@ -193,3 +193,27 @@ async def test_a_broken_endpoint_is_named_in_the_status_and_retried(
             await service.stop()
     finally:
         endpoint.close()
+
+
+def test_the_token_comes_from_the_environment_before_the_config(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from sensorlink.commands._publishing import TOKEN_ENV, add_publishers
+
+    def publisher(publish: str | None, audio: str | None, whip: WhipConfig | None) -> WhipConfig:
+        service = Service(ServiceConfig(host="127.0.0.1", port=0, token=TOKEN),
+                          sensors=STILL_SENSORS, source="test")
+        add_publishers(service, argparse.Namespace(publish=publish, publish_audio=audio), whip)
+        return published(service).config
+
+    config = WhipConfig(url="whip://h/live", token="from-file", audio="mic")
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    assert publisher(None, None, config) == config
+    monkeypatch.setenv(TOKEN_ENV, "from-env")
+    assert publisher(None, None, config) == WhipConfig("whip://h/live", "from-env", "mic")
+    # --publish and --publish-audio win over the file's url and audio; the token stays.
+    assert publisher("whips://other/x", "none", config) == \
+        WhipConfig("whips://other/x", "from-env", "none")
+    monkeypatch.delenv(TOKEN_ENV)
+    assert publisher("whip://h/y", None, None) == WhipConfig("whip://h/y", None, None)

@@ -42,12 +42,13 @@ def add_publishers(service: Service, args: argparse.Namespace,
         service.exporters.append(JanusPublisher(service, url))
         return
     if url:
-        whip = WhipConfig(url=url, token=os.environ.get(TOKEN_ENV) or (whip.token if whip else None),
+        whip = WhipConfig(url=url, token=whip.token if whip else None,
                           audio=whip.audio if whip else None)
     if whip is None:
         return
-    if args.publish_audio:
-        whip = WhipConfig(url=whip.url, token=whip.token, audio=args.publish_audio)
+    # The environment wins over [whip] token: a deployment keeps the key out of the file.
+    whip = WhipConfig(url=whip.url, token=os.environ.get(TOKEN_ENV) or whip.token,
+                      audio=args.publish_audio or whip.audio)
     from sensorlink.webrtc.whip import WhipPublisher
 
     service.exporters.append(WhipPublisher(service, whip))

@@ -56,14 +56,19 @@ def parse_whep_listen(value: Any, where: str) -> tuple[str | None, int]:
     return host.strip("[]") or None, int(port)
 
 
-def parse_whep(raw: Any, source: str) -> WhepConfig:
+def _check_keys(raw: Any, table: str, known: set[str], source: str) -> None:
+    """``raw`` is a table holding only ``known`` keys; else an error naming the table or key."""
     if not isinstance(raw, dict):
-        raise ConfigError("expected a table", source=source, field="whep")
-    known = {"listen", "allow_origins", "max_players"}
+        raise ConfigError("expected a table", source=source, field=table)
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"unknown key; known: {sorted(known)}", source=source,
-                          field=f"whep.{unknown[0]}")
+                          field=f"{table}.{unknown[0]}")
+
+
+def parse_whep(raw: Any, source: str) -> WhepConfig:
+    known = {"listen", "allow_origins", "max_players"}
+    _check_keys(raw, "whep", known, source)
     try:
         host, port = parse_whep_listen(raw.get("listen", "8889"), "whep.listen")
     except ConfigError as exc:
@@ -103,13 +108,8 @@ def whip_http_url(url: str) -> str:
 
 
 def parse_whip(raw: Any, source: str) -> WhipConfig:
-    if not isinstance(raw, dict):
-        raise ConfigError("expected a table", source=source, field="whip")
     known = {"url", "token", "audio"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"unknown key; known: {sorted(known)}", source=source,
-                          field=f"whip.{unknown[0]}")
+    _check_keys(raw, "whip", known, source)
     for key in known:
         if key in raw and not isinstance(raw[key], str):
             raise ConfigError(f"expected a string, got {raw[key]!r}", source=source,

@@ -38,6 +38,7 @@ from aiortc.exceptions import InvalidStateError
 from sensorlink.backoff import Backoff
 from sensorlink.config_whip import WhipConfig, whip_http_url
 from sensorlink.errors import ConfigError, SignalingError
+from sensorlink.webrtc.background import BackgroundPublisher
 from sensorlink.webrtc.http11 import HttpReply, http_request
 from sensorlink.webrtc.ice import rtc_configuration
 from sensorlink.webrtc.teardown import close_peer
@@ -100,7 +101,7 @@ def _prefer(transceiver: Any, mime_type: str) -> None:
         if c.mimeType.lower() in (mime_type.lower(), f"{kind}/rtx")])
 
 
-class WhipSession:
+class WhipSession(BackgroundPublisher):
     """One stream to a WHIP endpoint, kept up for as long as the service runs."""
 
     kind = "whip"
@@ -109,24 +110,12 @@ class WhipSession:
         self.host = host
         self.stream = stream
         self.token = token
-        self.name = f"whip:{stream.video or stream.audio}"
+        self.name = self.task_name = f"whip:{stream.video or stream.audio}"
         self.state = "stopped"
         self.detail = ""
         self.connects = 0
         self.location: str | None = None
         self.pc: RTCPeerConnection | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.state = "connecting"
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        self.state = "stopped"
 
     def status(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "target": self.stream.endpoint,

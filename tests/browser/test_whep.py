@@ -106,8 +106,10 @@ def wait_player(page: Any, name: str, condition: str) -> dict[str, Any]:
 
 
 def wait_playing(page: Any, name: str, frames: int = 20) -> dict[str, Any]:
-    """Stats of player ``name`` once it decoded ``frames`` video frames and non-silent audio."""
-    return wait_player(page, name, f"s.video?.frames_decoded >= {frames} && s.audio?.energy > 0")
+    """Stats of player ``name`` once it decoded ``frames`` video frames and received audio
+    packets that are not silence."""
+    return wait_player(page, name, f"s.video?.frames_decoded >= {frames} && "
+                                   "s.audio?.packets >= 50 && s.audio?.energy > 0")
 
 
 def test_a_whep_player_plays_a_camera_and_its_microphone_then_delete_ends_it(

@@ -10,21 +10,14 @@
 // to stdout as JSON lines: answered (status, location, body on refusal), rtp (counts per kind,
 // every 25 packets), state, deleted (the DELETE's status, the file).
 import readline from "node:readline";
-import { RTCPeerConnection, RTCRtpCodecParameters } from "werift";
 import { MediaRecorder } from "werift/nonstandard";
+import { gathered, newPeer } from "./werift_peer.mjs";
 
 const [url, token, file, kindList] = process.argv.slice(2);
 const kinds = kindList.split(",");
 const emit = (event) => process.stdout.write(`${JSON.stringify(event)}\n`);
 
-const pc = new RTCPeerConnection({
-  iceAdditionalHostAddresses: ["127.0.0.1"], iceUseIpv6: false, iceTcpPassive: false,
-  codecs: {
-    video: [new RTCRtpCodecParameters({ mimeType: "video/VP8", clockRate: 90000,
-      rtcpFeedback: [{ type: "nack" }, { type: "nack", parameter: "pli" }] })],
-    audio: [new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 })],
-  },
-});
+const pc = newPeer();
 // One file per track: werift's WebM writer can fail on its cue points when it interleaves a
 // track that joins a running stream with another (the files: OUT_FILE.video.webm, ...).
 const recorders = Object.fromEntries(kinds.map((kind) => [kind, new MediaRecorder({
@@ -41,10 +34,7 @@ pc.connectionStateChange.subscribe((state) => emit({ event: "state", state }));
 for (const kind of kinds) pc.addTransceiver(kind, { direction: "recvonly" });
 
 await pc.setLocalDescription(await pc.createOffer());
-await new Promise((resolve) => {
-  if (pc.iceGatheringState === "complete") return resolve();
-  pc.iceGatheringStateChange.subscribe((state) => state === "complete" && resolve());
-});
+await gathered(pc);
 const reply = await fetch(url, {
   method: "POST", body: pc.localDescription.sdp,
   headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` },

@@ -9,8 +9,8 @@
 // Location /session/<id>; DELETE /session/<id> -> 200, the files finished. Events go to stdout as
 // JSON lines: listening, session, track, state, deleted (with the file), refused.
 import http from "node:http";
-import { RTCPeerConnection, RTCRtpCodecParameters } from "werift";
 import { MediaRecorder } from "werift/nonstandard";
+import { gathered, newPeer } from "./werift_peer.mjs";
 
 const [port, outDir, token] = process.argv.slice(2);
 const sessions = new Map();
@@ -25,21 +25,9 @@ const readBody = (req) => new Promise((resolve, reject) => {
   req.on("error", reject);
 });
 
-const gathered = (pc) => new Promise((resolve) => {
-  if (pc.iceGatheringState === "complete") return resolve();
-  pc.iceGatheringStateChange.subscribe((state) => state === "complete" && resolve());
-});
-
 async function create(req, res, path, offer) {
   const id = String(nextId++);
-  const pc = new RTCPeerConnection({
-    iceAdditionalHostAddresses: ["127.0.0.1"], iceUseIpv6: false, iceTcpPassive: false,
-    codecs: {
-      video: [new RTCRtpCodecParameters({ mimeType: "video/VP8", clockRate: 90000,
-        rtcpFeedback: [{ type: "nack" }, { type: "nack", parameter: "pli" }] })],
-      audio: [new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 })],
-    },
-  });
+  const pc = newPeer();
   const kinds = [...offer.matchAll(/^m=(audio|video) /gm)].map((m) => m[1]);
   // One WebM file per track, <file>.<kind>.webm: werift's WebM writer can fail on its cue
   // points when it interleaves two tracks that join a running stream.

@@ -195,16 +195,18 @@ async def test_a_broken_endpoint_is_named_in_the_status_and_retried(
         endpoint.close()
 
 
-def test_the_token_comes_from_the_environment_before_the_config(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_token_comes_from_a_file_or_the_environment_before_the_config(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import argparse
 
     from sensorlink.commands._publishing import TOKEN_ENV, add_publishers
 
-    def publisher(publish: str | None, audio: str | None, whip: WhipConfig | None) -> WhipConfig:
+    def publisher(publish: str | None, audio: str | None, whip: WhipConfig | None,
+                  token_file: Path | None = None) -> WhipConfig:
         service = Service(ServiceConfig(host="127.0.0.1", port=0, token=TOKEN),
                           sensors=STILL_SENSORS, source="test")
-        add_publishers(service, argparse.Namespace(publish=publish, publish_audio=audio), whip)
+        add_publishers(service, argparse.Namespace(
+            publish=publish, publish_audio=audio, publish_token_file=token_file), whip)
         return published(service).config
 
     config = WhipConfig(url="whip://h/live", token="from-file", audio="mic")
@@ -215,5 +217,14 @@ def test_the_token_comes_from_the_environment_before_the_config(
     # --publish and --publish-audio win over the file's url and audio; the token stays.
     assert publisher("whips://other/x", "none", config) == \
         WhipConfig("whips://other/x", "from-env", "none")
+    key = tmp_path / "stream-key"
+    key.write_text("from-file-arg\n", encoding="utf-8")
+    assert publisher(None, None, config, key).token == "from-file-arg"
     monkeypatch.delenv(TOKEN_ENV)
     assert publisher("whip://h/y", None, None) == WhipConfig("whip://h/y", None, None)
+    for bad, reason in ((tmp_path / "missing", "cannot read"), (tmp_path / "empty", "no token")):
+        if reason == "no token":
+            bad.write_text("\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match=reason) as caught:
+            publisher("whip://h/y", None, None, bad)
+        assert caught.value.field == "publish-token-file"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from sensorlink.config_whip import WhipConfig
 from sensorlink.errors import ConfigError
@@ -21,9 +22,26 @@ def add_publish_arguments(parser: argparse.ArgumentParser) -> None:
         help="also publish: janus://HOST[:PORT]/ROOM (a Janus VideoRoom: video, audio and "
              "data), or whip://HOST[:PORT]/PATH, whips://..., http(s)://... (any WHIP endpoint: "
              "one session per camera with a microphone; with several cameras put {sensor} in "
-             f"the path). A WHIP Bearer token comes from ${TOKEN_ENV} or [whip] token")
+             f"the path). A WHIP Bearer token comes from --publish-token-file, ${TOKEN_ENV} or "
+             "[whip] token")
+    parser.add_argument("--publish-token-file", metavar="FILE",
+                        help="the WHIP Bearer token (stream key), read from FILE (wins over "
+                             f"${TOKEN_ENV} and [whip] token)")
     parser.add_argument("--publish-audio", metavar="MIC|none",
                         help="the microphone each WHIP session carries (default: the first)")
+
+
+def read_token(path: str) -> str:
+    """The first line of ``path``, the way secrets are mounted (Docker, systemd credentials)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}",
+                          field="publish-token-file") from exc
+    token = text.splitlines()[0].strip() if text else ""
+    if not token:
+        raise ConfigError(f"{path} holds no token", field="publish-token-file")
+    return token
 
 
 def add_publishers(service: Service, args: argparse.Namespace,
@@ -46,8 +64,9 @@ def add_publishers(service: Service, args: argparse.Namespace,
                           audio=whip.audio if whip else None)
     if whip is None:
         return
-    # The environment wins over [whip] token: a deployment keeps the key out of the file.
-    whip = WhipConfig(url=whip.url, token=os.environ.get(TOKEN_ENV) or whip.token,
+    # A token file or the environment wins over [whip] token: the key stays out of the config.
+    token = read_token(args.publish_token_file) if args.publish_token_file else None
+    whip = WhipConfig(url=whip.url, token=token or os.environ.get(TOKEN_ENV) or whip.token,
                       audio=args.publish_audio or whip.audio)
     from sensorlink.webrtc.whip import WhipPublisher
 

@@ -29,12 +29,13 @@ from __future__ import annotations
 import re
 import tomllib
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sensorlink.config_monitoring import ANALYSIS_KEYS, MonitorConfig, parse_monitoring
 from sensorlink.config_recording import RecordingConfig, parse_recording
+from sensorlink.config_whip import WhepConfig, WhipConfig, parse_whep, parse_whip
 from sensorlink.errors import ConfigError
 from sensorlink.options import parse_table
 
@@ -68,6 +69,7 @@ class ServiceConfig:
     viewer_token: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    whep: WhepConfig | None = None     # [whep] or --whep: serve WHEP players (sensorlink.config_whip)
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,7 @@ class Config:
     #: regions, bands, [[alarms]] and [[webhooks]] (sensorlink.config_monitoring)
     monitoring: MonitorConfig = field(default_factory=MonitorConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
+    whip: WhipConfig | None = None
 
 
 def parse_listen(value: Any, source: str) -> tuple[str, int]:
@@ -265,7 +268,8 @@ def parse_service(raw: dict[str, Any], source: str) -> ServiceConfig:
 
 
 #: the top-level tables a config may have besides [service] and [[sensors]]
-OPTIONAL_TABLES = ("[mqtt]", "[dashboard]", "[recording]", "[[alarms]]", "[[webhooks]]")
+OPTIONAL_TABLES = ("[mqtt]", "[dashboard]", "[recording]", "[[alarms]]", "[[webhooks]]",
+                   "[whep]", "[whip]")
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
@@ -302,13 +306,17 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
         options = {k: v for k, v in entry.items() if k not in ("name", "driver", *ANALYSIS_KEYS)}
         analysis[name] = {k: entry[k] for k in ANALYSIS_KEYS if k in entry}
         sensors.append(SensorConfig(name=name, driver=driver, options=options))
-    return Config(service=parse_service(service, source), sensors=sensors, source=source,
+    settings = parse_service(service, source)
+    if "whep" in data:
+        settings = replace(settings, whep=parse_whep(data["whep"], source))
+    return Config(service=settings, sensors=sensors, source=source,
                   mqtt=parse_table(MqttConfig, data["mqtt"], "mqtt", source) if "mqtt" in data
                   else None,
                   links=parse_links(data["dashboard"], source) if "dashboard" in data else [],
                   monitoring=parse_monitoring(analysis, data.get("alarms"), data.get("webhooks"),
                                               source),
-                  recording=parse_recording(data.get("recording", {}), source))
+                  recording=parse_recording(data.get("recording", {}), source),
+                  whip=parse_whip(data["whip"], source) if "whip" in data else None)
 
 
 # Triple-quoted strings first, or '""' would match the start of '"""...'.

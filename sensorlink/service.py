@@ -12,7 +12,6 @@ import os
 import secrets
 import signal
 import socket
-import ssl
 import sys
 import time
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from sensorlink.options import build_options
 from sensorlink.sources.registry import load_driver
 from sensorlink.sources.runner import DriverRunner
 from sensorlink.webrtc.fanout import ReadingsFanout
+from sensorlink.webrtc.http11 import tls_context
 from sensorlink.webrtc.ice import (
     ice_servers_for_browser, is_loopback, restrict_host_candidates_to_loopback,
 )
@@ -115,6 +115,10 @@ class Service:
         # Other services and Janus rooms the dashboard offers to switch to ([[dashboard.links]]).
         self.links: list[DashboardLink] = []
         self.signaling = SignalingServer(self)
+        if settings.whep is not None:  # WHEP players, on a port of its own (sensorlink.webrtc.whep)
+            from sensorlink.webrtc.whep import WhepServer
+
+            self.exporters.append(WhepServer(self, settings.whep, self.signaling.throttle))
         self.url = ""
         self.bound: tuple[str, int] = (settings.host, settings.port)
         self._config_text = ""
@@ -187,13 +191,7 @@ class Service:
             runner.start()
 
     async def _listen(self) -> str:
-        context = None
-        if self.settings.tls_cert:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            try:
-                context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(f"cannot load certificate/key: {exc}", field="tls_cert") from exc
+        context = tls_context(self.settings.tls_cert, self.settings.tls_key)
         try:
             host, port = await self.signaling.start(self.settings.host, self.settings.port, ssl=context)
         except OSError as exc:
@@ -429,6 +427,9 @@ async def serve_until_stopped(service: Service) -> None:
             pass
     url = await service.start()
     announce(url)
+    for exporter in service.exporters:
+        if exporter.kind == "whep":
+            print(f"WHEP: {exporter.url}<camera> (Authorization: Bearer <token>)", flush=True)
     try:
         await stop.wait()
     finally:

@@ -7,6 +7,7 @@ import dataclasses
 
 from sensorlink.config import ServiceConfig, parse_listen
 from sensorlink.config_recording import RecordingConfig
+from sensorlink.config_whip import WhepConfig, parse_whep_listen
 from sensorlink.errors import ConfigError
 
 
@@ -35,6 +36,9 @@ def add_service_arguments(parser: argparse.ArgumentParser) -> None:
                        help="pause recording below GB free (default 0.25; 0: off)")
     group.add_argument("--audio", choices=("pcm", "flac"),
                        help="record microphones as PCM (Foxglove plays it) or lossless FLAC")
+    parser.add_argument("--whep", metavar="[HOST:]PORT",
+                        help="serve WHEP players on PORT: POST /whep/<camera>, the token as the "
+                             "Bearer (host: the service's own, loopback by default)")
 
 
 def apply_service_arguments(settings: ServiceConfig, args: argparse.Namespace) -> ServiceConfig:
@@ -45,6 +49,9 @@ def apply_service_arguments(settings: ServiceConfig, args: argparse.Namespace) -
         changes["token"] = args.token
     if args.tls_cert or args.tls_key:
         changes["tls_cert"], changes["tls_key"] = args.tls_cert, args.tls_key
+    if args.whep:
+        host, port = parse_whep_listen(args.whep, "--whep")
+        changes["whep"] = dataclasses.replace(settings.whep or WhepConfig(), host=host, port=port)
     return dataclasses.replace(settings, **changes) if changes else settings
 
 

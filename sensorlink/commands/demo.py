@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from sensorlink.commands._publishing import add_publish_arguments, add_publishers
 from sensorlink.commands._serving import (
     add_service_arguments, apply_recording_arguments, apply_service_arguments,
 )
@@ -16,10 +17,13 @@ HELP = "run simulated sensors (thermal camera, probes, microphone array) and ser
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_service_arguments(parser)
+    add_publish_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     settings = apply_service_arguments(ServiceConfig(), args)
-    return run(Service(settings, sensors=DEMO_SENSORS, source="demo", record_dir=args.record,
-                       monitoring=DEMO_MONITORING,
-                       recording=apply_recording_arguments(RecordingConfig(), args)))
+    service = Service(settings, sensors=DEMO_SENSORS, source="demo", record_dir=args.record,
+                      monitoring=DEMO_MONITORING,
+                      recording=apply_recording_arguments(RecordingConfig(), args))
+    add_publishers(service, args)
+    return run(service)

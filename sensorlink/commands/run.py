@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from sensorlink.commands._publishing import add_publish_arguments, add_publishers
 from sensorlink.commands._serving import (
     add_service_arguments, apply_recording_arguments, apply_service_arguments,
 )
 from sensorlink.config import load_config
-from sensorlink.errors import ConfigError
 from sensorlink.service import Service, run
-from sensorlink.webrtc.ice import is_loopback
 
 HELP = "run the sensors listed in a TOML config and serve the dashboard"
 
@@ -19,9 +18,7 @@ HELP = "run the sensors listed in a TOML config and serve the dashboard"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="TOML file: [service] and [[sensors]] tables")
     add_service_arguments(parser)
-    parser.add_argument("--publish", metavar="janus://HOST[:PORT]/ROOM",
-                        help="also publish video, audio and data to a Janus VideoRoom (one "
-                             "upstream peer however many viewers join the room)")
+    add_publish_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -29,13 +26,5 @@ def main(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, service=apply_service_arguments(config.service, args))
     service = Service.from_config(config, record_dir=args.record,
                                   recording=apply_recording_arguments(config.recording, args))
-    if args.publish:
-        from sensorlink.webrtc.janus import JanusPublisher
-
-        if is_loopback(config.service.host):
-            # A loopback service offers only 127.0.0.1 to ICE, and Janus never pairs with it.
-            raise ConfigError("publishing to Janus needs a service that listens on an address "
-                              "Janus can reach (--listen HOST:PORT), not loopback",
-                              field="publish")
-        service.exporters.append(JanusPublisher(service, args.publish))
+    add_publishers(service, args, config.whip)
     return run(service)

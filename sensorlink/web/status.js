@@ -4,7 +4,7 @@
 import { el, fmtRate } from "./dom.js";
 
 const STATE_CLASS = { connected: "ok", starting: "warn", reconnecting: "warn", failed: "bad", stopped: "idle",
-                      connecting: "warn", disconnected: "warn" };
+                      connecting: "warn", disconnected: "warn", listening: "ok" };
 
 export class StatusPanel {
   constructor(parent) {

@@ -75,6 +75,7 @@ class EncodedTrack(MediaStreamTrack):
         self.kind = kind
         self.encoder = encoder
         self.skipped = 0
+        self.delivered = 0  # packets handed to this track (tests compare them with encodes)
         self._packets: collections.deque[av.Packet] = collections.deque()
         self._depth = depth
         # Video must start at a keyframe; every Opus packet stands alone.
@@ -99,6 +100,7 @@ class EncodedTrack(MediaStreamTrack):
                 self.encoder.request_keyframe()
                 return
         self._packets.append(packet)
+        self.delivered += 1
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 

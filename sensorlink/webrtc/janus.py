@@ -37,6 +37,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from sensorlink.backoff import Backoff
 from sensorlink.errors import ConfigError, SignalingError
+from sensorlink.webrtc.background import BackgroundPublisher
 from sensorlink.webrtc.fanout import frame_sender, pump, wait_open
 from sensorlink.webrtc.ice import rtc_configuration
 from sensorlink.webrtc.teardown import close_peer
@@ -177,10 +178,11 @@ async def ensure_room(session: JanusSession, handle: int, room: int, publishers:
     return True
 
 
-class JanusPublisher:
+class JanusPublisher(BackgroundPublisher):
     """The service's one upstream peer: every camera, beam and data stream into a VideoRoom."""
 
     kind = "janus"
+    task_name = "janus-publish"
 
     def __init__(self, service: MediaSource, url: str, *, display: str = "sensorlink") -> None:
         self.service = service
@@ -193,18 +195,6 @@ class JanusPublisher:
         self.publisher_id: int | None = None
         self.readings_dropped = 0
         self.pc: RTCPeerConnection | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.state = "connecting"
-        self._task = asyncio.create_task(self._run(), name="janus-publish")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        self.state = "stopped"
 
     def status(self) -> dict[str, Any]:
         return {"name": "janus", "kind": self.kind,

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sensorlink.config_plant import MetricsConfig, OpcuaConfig
 from sensorlink.errors import ConfigError
 from sensorlink.options import parse_table
 
@@ -191,6 +192,8 @@ class Config:
     source: str = "<config>"
     mqtt: MqttConfig | None = None
     links: list[DashboardLink] = field(default_factory=list)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    opcua: OpcuaConfig | None = None
 
 
 def parse_listen(value: Any, source: str) -> tuple[str, int]:
@@ -260,10 +263,11 @@ def parse_service(raw: dict[str, Any], source: str) -> ServiceConfig:
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
-    unknown = set(data) - {"service", "sensors", "mqtt", "dashboard"}
+    unknown = set(data) - {"service", "sensors", "mqtt", "dashboard", "metrics", "opcua"}
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; expected [service], "
-                          "[[sensors]] and optionally [mqtt], [dashboard]", source=source,
+                          "[[sensors]] and optionally [mqtt], [dashboard], [metrics], [opcua]",
+                          source=source,
                           field=sorted(unknown)[0])
     service = data.get("service", {})
     if not isinstance(service, dict):
@@ -293,7 +297,10 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
     return Config(service=parse_service(service, source), sensors=sensors, source=source,
                   mqtt=parse_table(MqttConfig, data["mqtt"], "mqtt", source) if "mqtt" in data
                   else None,
-                  links=parse_links(data["dashboard"], source) if "dashboard" in data else [])
+                  links=parse_links(data["dashboard"], source) if "dashboard" in data else [],
+                  metrics=parse_table(MetricsConfig, data.get("metrics", {}), "metrics", source),
+                  opcua=parse_table(OpcuaConfig, data["opcua"], "opcua", source) if "opcua" in data
+                  else None)
 
 
 # Triple-quoted strings first, or '""' would match the start of '"""...'.

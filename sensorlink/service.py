@@ -21,7 +21,9 @@ from typing import Any
 
 import sensorlink
 from sensorlink import colormap
+from sensorlink.bridges.prometheus import MetricsEndpoint
 from sensorlink.config import Config, DashboardLink, SensorConfig, ServiceConfig, redact_secrets
+from sensorlink.config_plant import MetricsConfig
 from sensorlink.errors import ConfigError, ControlError
 from sensorlink.hub import Hub
 from sensorlink.options import build_options
@@ -80,6 +82,7 @@ class Service:
         # Other services and Janus rooms the dashboard offers to switch to ([[dashboard.links]]).
         self.links: list[DashboardLink] = []
         self.signaling = SignalingServer(self)
+        self.metrics = self.serve_metrics(MetricsConfig())
         self.url = ""
         self.bound: tuple[str, int] = (settings.host, settings.port)
         self._config_text = ""
@@ -88,6 +91,7 @@ class Service:
     def from_config(cls, config: Config, **kwargs: Any) -> Service:
         service = cls(config.service, sensors=config.sensors, source=config.source, **kwargs)
         service.links = list(config.links)
+        service.metrics = service.serve_metrics(config.metrics)
         try:
             # Recordings carry the config for provenance, never its tokens or credentials.
             service._config_text = redact_secrets(Path(config.source).read_text(encoding="utf-8"))
@@ -98,6 +102,15 @@ class Service:
 
             service.exporters.append(MqttExporter(service.hub, config.mqtt))
         return service
+
+    def serve_metrics(self, settings: MetricsConfig) -> MetricsEndpoint | None:
+        """``/metrics`` on the dashboard's server (sensorlink.bridges.prometheus), or none."""
+        self.signaling.routes.pop(MetricsEndpoint.path, None)
+        if not settings.enabled:
+            return None
+        endpoint = MetricsEndpoint(self, settings, self.role_for)
+        self.signaling.routes[MetricsEndpoint.path] = endpoint.handle
+        return endpoint
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> str:
@@ -188,6 +201,11 @@ class Service:
         if session in self.viewers:
             self.viewers.remove(session)
             log.info("%s left (%d viewers)", session.name, len(self.viewers))
+
+    def viewer_stats(self) -> list[dict[str, Any]]:
+        return [{"viewer": v.name, "role": v.role, "rtt_s": v.round_trip_s(),
+                 "readings_sent": v.readings_sent, "readings_dropped": v.readings_sub.dropped}
+                for v in self.viewers]
 
     def status_message(self) -> dict[str, Any]:
         sensors = []

@@ -19,6 +19,7 @@ import urllib.parse
 from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -51,6 +52,9 @@ SECURITY_HEADERS = {
                                 "blob: mediastream:; connect-src 'self' ws: wss:; "
                                 "frame-ancestors 'none'"),
 }
+#: an authenticated HTTP route: (request headers, remote address) →
+#: (status, body, content type, extra headers); a 401 counts as a failed attempt
+Route = Callable[[Headers, str], tuple[int, bytes, str, dict[str, str]]]
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/javascript", ".mjs")
 mimetypes.add_type("application/json", ".json")
@@ -110,6 +114,8 @@ class SignalingServer:
         self.throttle = AuthThrottle()
         self.roots = static_roots()
         self.refused = 0
+        #: other systems' endpoints on the same server (``/metrics``), added by the service
+        self.routes: dict[str, Route] = {}
         self._server: Server | None = None
 
     async def start(self, host: str, port: int, ssl: Any = None) -> tuple[str, int]:
@@ -129,6 +135,9 @@ class SignalingServer:
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.path.split("?", 1)[0] == "/ws":
             return None  # go on with the websocket handshake
+        route = self.routes.get(request.path.split("?", 1)[0])
+        if route is not None:
+            return self._routed(connection, request, route)
         file = resolve_static(request.path, self.roots)
         if file is None:
             return self._response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
@@ -137,10 +146,23 @@ class SignalingServer:
             content_type += "; charset=utf-8"
         return self._response(HTTPStatus.OK, file.read_bytes(), content_type)
 
+    def _routed(self, connection: ServerConnection, request: Request, route: Route) -> Response:
+        # The same lockout as the websocket's auth: a scraper guessing tokens is refused.
+        address = str(connection.remote_address[0]) if connection.remote_address else "?"
+        if self.throttle.locked(address):
+            return self._response(HTTPStatus.TOO_MANY_REQUESTS, b"too many failed attempts\n",
+                                  "text/plain; charset=utf-8")
+        code, body, content_type, extra = route(request.headers, address)
+        if code == HTTPStatus.UNAUTHORIZED:
+            self.throttle.failed(address)
+            log.warning("http: wrong or missing token for %s from %s", request.path, address)
+        return self._response(HTTPStatus(code), body, content_type, extra)
+
     @staticmethod
-    def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
+    def _response(status: HTTPStatus, body: bytes, content_type: str,
+                  extra: dict[str, str] | None = None) -> Response:
         headers = Headers({"Content-Type": content_type, "Content-Length": str(len(body)),
-                           **SECURITY_HEADERS})
+                           **SECURITY_HEADERS, **(extra or {})})
         return Response(status.value, status.phrase, headers, body)
 
     # -- websocket: signaling --------------------------------------------------------------

@@ -101,6 +101,12 @@ class Service:
             from sensorlink.bridges.mqtt import MqttExporter
 
             service.exporters.append(MqttExporter(service.hub, config.mqtt))
+        if config.opcua is not None:
+            from sensorlink.bridges.opcua import OpcuaBridge
+
+            # acknowledge_alarm comes with the alarm rules (monitoring); until then, none.
+            service.exporters.append(OpcuaBridge(service.hub, config.opcua, acknowledge=getattr(
+                service, "acknowledge_alarm", None)))
         return service
 
     def serve_metrics(self, settings: MetricsConfig) -> MetricsEndpoint | None:

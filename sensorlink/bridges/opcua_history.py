@@ -65,6 +65,10 @@ class BoundedHistory(HistoryStorageInterface):
     def __len__(self) -> int:
         return sum(len(s.values) for s in self._series.values())
 
+    def count(self, node_id: ua.NodeId) -> int:
+        series = self._series.get(node_id)
+        return len(series.values) if series is not None else 0
+
     async def read_node_history(self, node_id: ua.NodeId, start: datetime | None,
                                 end: datetime | None, nb_values: int
                                 ) -> tuple[list[ua.DataValue], datetime | None]:

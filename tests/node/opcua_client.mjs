@@ -113,6 +113,7 @@ async function main() {
   await session.close();
   await client.disconnect();
   out({ type: "done" });
+  process.exit(0); // node-opcua leaves timers behind that keep node alive for a minute
 }
 
 main().catch(fail);

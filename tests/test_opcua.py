@@ -217,3 +217,10 @@ async def test_a_taken_port_is_a_config_error() -> None:
                 pass
         assert info.value.field == "opcua.endpoint"
     assert free_port() > 0
+
+
+def test_opcua_passwords_never_reach_a_recording() -> None:
+    from sensorlink.config import redact_secrets
+
+    text = 'users = [{ name = "scada", password = "secret-pass-123" }]\n'
+    assert "secret-pass-123" not in redact_secrets(text) and "scada" in redact_secrets(text)

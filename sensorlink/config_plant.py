@@ -83,6 +83,10 @@ class OpcuaConfig:
             if len(user["password"]) < 8 or not user["name"]:
                 raise ValueError(f"users: {user['name']!r} needs a name and a password of at "
                                  "least 8 characters")
+        if self.users and self.security == ["None"]:
+            # asyncua encrypts a password only for a secure policy's certificate
+            raise ValueError("security: with users, offer a Sign or SignAndEncrypt policy, or "
+                             "their passwords cross the network in clear")
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("key_file: cert_file and key_file go together")
         if not 0 < self.history_hours <= 24 * 31:

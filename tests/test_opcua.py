@@ -172,7 +172,7 @@ async def test_users_and_certificates_and_sign_and_encrypt(tmp_path: Path) -> No
             await attempt(stranger, USER, "wrong-password")
         with pytest.raises(ua.UaStatusCodeError):
             await attempt(stranger, identity=True)                   # not in trusted_certs
-        with pytest.raises(Exception):
+        with pytest.raises(ua.UaError):
             async with Client(url(bridge)) as client:                # no SignAndEncrypt: no endpoint
                 await read(client, ns, "probes-a/t0")
         assert bridge.users is not None and bridge.users.refused >= 2
@@ -201,6 +201,8 @@ def test_bad_opcua_config_names_the_field() -> None:
                          ({"security": ["Basic128"]}, "opcua.security"),
                          ({"users": [{"name": "x", "password": "short"}]}, "opcua.users"),
                          ({"history_hours": 0}, "opcua.history_hours"),
+                         ({"security": ["None"], "users": [{"name": "x", "password": "12345678"}]},
+                          "opcua.security"),
                          ({"bogus": 1}, "opcua.bogus")):
         with pytest.raises(ConfigError) as info:
             parse_config({**base, "opcua": table})

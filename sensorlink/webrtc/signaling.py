@@ -16,10 +16,10 @@ import logging
 import mimetypes
 import time
 import urllib.parse
+from collections.abc import Callable
 from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve

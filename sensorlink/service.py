@@ -23,7 +23,7 @@ import sensorlink
 from sensorlink import colormap
 from sensorlink.bridges.prometheus import MetricsEndpoint
 from sensorlink.config import Config, DashboardLink, SensorConfig, ServiceConfig, redact_secrets
-from sensorlink.config_plant import MetricsConfig
+from sensorlink.config_plant import MetricsConfig, OpcuaConfig
 from sensorlink.errors import ConfigError, ControlError
 from sensorlink.hub import Hub
 from sensorlink.options import build_options
@@ -102,12 +102,16 @@ class Service:
 
             service.exporters.append(MqttExporter(service.hub, config.mqtt))
         if config.opcua is not None:
-            from sensorlink.bridges.opcua import OpcuaBridge
-
-            # acknowledge_alarm comes with the alarm rules (monitoring); until then, none.
-            service.exporters.append(OpcuaBridge(service.hub, config.opcua, acknowledge=getattr(
-                service, "acknowledge_alarm", None)))
+            service.serve_opcua(config.opcua)
         return service
+
+    def serve_opcua(self, settings: OpcuaConfig) -> None:
+        """The OPC UA server (sensorlink.bridges.opcua), started and stopped as an exporter."""
+        from sensorlink.bridges.opcua import OpcuaBridge
+
+        # acknowledge_alarm comes with the alarm rules (monitoring); until then, none.
+        self.exporters.append(OpcuaBridge(self.hub, settings, acknowledge=getattr(
+            self, "acknowledge_alarm", None)))
 
     def serve_metrics(self, settings: MetricsConfig) -> MetricsEndpoint | None:
         """``/metrics`` on the dashboard's server (sensorlink.bridges.prometheus), or none."""

@@ -39,7 +39,7 @@ from asyncua import Node, Server, ua
 
 from sensorlink.alarm_event import AlarmEvent
 from sensorlink.bridges.opcua_alarms import Acknowledge, OpcuaAlarms
-from sensorlink.bridges.opcua_history import BoundedHistory
+from sensorlink.bridges.opcua_history import BoundedHistory, wall_datetime
 from sensorlink.bridges.opcua_security import APPLICATION_URI, SensorlinkUsers, secure
 from sensorlink.config_plant import OpcuaConfig
 from sensorlink.errors import ConfigError
@@ -70,10 +70,6 @@ def engineering_units(unit: str, quantity: str) -> ua.EUInformation:
             unit_id = (unit_id << 8) | ord(char)
     return ua.EUInformation(NamespaceUri=UNECE, UnitId=unit_id,
                             DisplayName=ua.LocalizedText(unit), Description=ua.LocalizedText(quantity))
-
-
-def _when(t_wall_ns: int) -> datetime:
-    return datetime.fromtimestamp(t_wall_ns / 1e9, UTC)
 
 
 class _Stream:
@@ -300,7 +296,8 @@ class OpcuaBridge:
         assert self.server is not None
         dv = ua.DataValue(ua.Variant(value, ua.VariantType.Double) if value is not None
                           else ua.Variant(None, ua.VariantType.Null),
-                          StatusCode=ua.StatusCode(code), SourceTimestamp=_when(t_wall_ns),
+                          StatusCode=ua.StatusCode(code),
+                          SourceTimestamp=wall_datetime(t_wall_ns),
                           ServerTimestamp=datetime.now(UTC))
         await self.server.write_attribute_value(node.nodeid, dv)
         self.history.save(node.nodeid, dv)

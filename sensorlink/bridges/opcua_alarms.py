@@ -27,6 +27,7 @@ from typing import Any
 from asyncua import Node, Server, ua
 
 from sensorlink.alarm_event import AlarmEvent
+from sensorlink.bridges.opcua_history import wall_datetime
 from sensorlink.errors import ControlError
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,6 @@ SEVERITY = {"warning": 500, "alarm": 800}
 EVENT_IDS = 4096
 
 Acknowledge = Callable[[str, str], Any]
-
-
-def _when(t_wall_ns: int) -> datetime:
-    return datetime.fromtimestamp(t_wall_ns / 1e9, UTC)
 
 
 class OpcuaAlarms:
@@ -100,7 +97,7 @@ class OpcuaAlarms:
         e.ClientUserId = event.by
         e.ReceiveTime = datetime.now(UTC)
         e.Quality = ua.StatusCode(ua.StatusCodes.Good)
-        await self._generator.trigger(time_attr=_when(event.t_wall_ns))
+        await self._generator.trigger(time_attr=wall_datetime(event.t_wall_ns))
         event_id = bytes(e.EventId.Value if isinstance(e.EventId, ua.Variant) else e.EventId)
         self._event_ids[event_id] = event.rule
         while len(self._event_ids) > EVENT_IDS:

@@ -113,5 +113,12 @@ class BoundedHistory(HistoryStorageInterface):
         self._series.clear()
 
 
+def wall_datetime(t_wall_ns: int) -> datetime:
+    """A sample's t_wall_ns as an aware datetime, truncated to the microsecond exactly (a float
+    division would round, and a reading 0.5 µs before a millisecond would move into the next)."""
+    seconds, rest = divmod(t_wall_ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
+
+
 def _ts(moment: datetime) -> float:
     return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()

@@ -6,6 +6,8 @@ import argparse
 
 from sensorlink.commands._serving import add_service_arguments, apply_service_arguments
 from sensorlink.config import ServiceConfig
+from sensorlink.config_plant import OpcuaConfig
+from sensorlink.errors import ConfigError
 from sensorlink.service import DEMO_SENSORS, Service, run
 
 HELP = "run simulated sensors (thermal camera, probes, microphone array) and serve the dashboard"
@@ -13,8 +15,17 @@ HELP = "run simulated sensors (thermal camera, probes, microphone array) and ser
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_service_arguments(parser)
+    parser.add_argument("--opcua", metavar="ENDPOINT", nargs="?", const=OpcuaConfig().endpoint,
+                        help="also serve OPC UA, anonymous, on ENDPOINT (default "
+                             f"{OpcuaConfig().endpoint})")
 
 
 def main(args: argparse.Namespace) -> int:
     settings = apply_service_arguments(ServiceConfig(), args)
-    return run(Service(settings, sensors=DEMO_SENSORS, source="demo", record_dir=args.record))
+    service = Service(settings, sensors=DEMO_SENSORS, source="demo", record_dir=args.record)
+    if args.opcua:
+        try:
+            service.serve_opcua(OpcuaConfig(endpoint=args.opcua))
+        except ValueError as exc:  # OpcuaConfig names the field: "endpoint: ..."
+            raise ConfigError(str(exc).partition(": ")[2], field="--opcua") from exc
+    return run(service)

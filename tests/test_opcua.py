@@ -19,6 +19,7 @@ from sensorlink.config import parse_config
 from sensorlink.emulators.ascii_bridge import AsciiBridgeEmulator
 from sensorlink.errors import ConfigError
 from sensorlink.samples import Reading
+from sensorlink.validation import validate
 
 from opcua_support import PASSWORD, USER, alarm, endpoint, free_port, opcua_service
 from support import wait_for
@@ -192,7 +193,10 @@ async def test_the_bridge_drops_its_own_oldest_and_never_holds_up_the_hub() -> N
         service.hub.alarm(alarm("late", "probes-a/t0"))
         await wait_for(lambda: bridge.alarms is not None and bridge.alarms.sent >= 1, 30,
                        "the bridge catching up")
-        assert service.status_message()["exports"][0]["dropped"] >= 4900
+        status = service.status_message()
+        assert status["exports"][0]["dropped"] >= 4900
+        validate("status", status)  # what every viewer is sent, the OPC UA export included
+        assert status["exports"][0]["state"] == "serving"
 
 
 def test_bad_opcua_config_names_the_field() -> None:

@@ -35,8 +35,12 @@ def free_port() -> int:
 
 async def client_main(url: str, slow: bool) -> None:
     """One OPC UA subscriber: every variable under the sensorlink folder, until stdin closes."""
+    import logging
+
     from asyncua import Client, ua
 
+    # its publish loop logs a traceback per retry once the session is closed at the end
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     received = 0
 
     class Handler:
@@ -131,10 +135,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--client")
     parser.add_argument("--slow", action="store_true")
+    parser.add_argument("--switch-ms", type=float, help="sys.setswitchinterval for the service")
     args = parser.parse_args()
     if args.client:
         asyncio.run(client_main(args.client, args.slow))
         return
+    if args.switch_ms:
+        sys.setswitchinterval(args.switch_ms / 1000)
     r = asyncio.run(measure(args.seconds, args.rate))
     for name in ("none", "5 subscribers", "none again"):
         p = r[name]

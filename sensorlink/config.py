@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sensorlink.config_monitoring import ANALYSIS_KEYS, MonitorConfig, parse_monitoring
+from sensorlink.config_plant import MetricsConfig, OpcuaConfig
 from sensorlink.config_recording import RecordingConfig, parse_recording
 from sensorlink.config_whip import WhepConfig, WhipConfig, parse_whep, parse_whip
 from sensorlink.errors import ConfigError
@@ -199,6 +200,8 @@ class Config:
     monitoring: MonitorConfig = field(default_factory=MonitorConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     whip: WhipConfig | None = None
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    opcua: OpcuaConfig | None = None
 
 
 def parse_listen(value: Any, source: str) -> tuple[str, int]:
@@ -269,7 +272,7 @@ def parse_service(raw: dict[str, Any], source: str) -> ServiceConfig:
 
 #: the top-level tables a config may have besides [service] and [[sensors]]
 OPTIONAL_TABLES = ("[mqtt]", "[dashboard]", "[recording]", "[[alarms]]", "[[webhooks]]",
-                   "[whep]", "[whip]")
+                   "[whep]", "[whip]", "[metrics]", "[opcua]")
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
@@ -316,7 +319,10 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
                   monitoring=parse_monitoring(analysis, data.get("alarms"), data.get("webhooks"),
                                               source),
                   recording=parse_recording(data.get("recording", {}), source),
-                  whip=parse_whip(data["whip"], source) if "whip" in data else None)
+                  whip=parse_whip(data["whip"], source) if "whip" in data else None,
+                  metrics=parse_table(MetricsConfig, data.get("metrics", {}), "metrics", source),
+                  opcua=parse_table(OpcuaConfig, data["opcua"], "opcua", source) if "opcua" in data
+                  else None)
 
 
 # Triple-quoted strings first, or '""' would match the start of '"""...'.

@@ -23,8 +23,10 @@ from sensorlink import colormap
 from sensorlink.alarm_event import AlarmEvent
 from sensorlink.analysis.region_store import RegionStore, state_path_for
 from sensorlink.analysis.stage import AnalysisStage
+from sensorlink.bridges.prometheus import MetricsEndpoint
 from sensorlink.config import Config, DashboardLink, SensorConfig, ServiceConfig, redact_secrets
 from sensorlink.config_monitoring import MonitorConfig, parse_monitoring
+from sensorlink.config_plant import MetricsConfig, OpcuaConfig
 from sensorlink.config_recording import RecordingConfig
 from sensorlink.errors import ConfigError, ControlError
 from sensorlink.hub import Hub
@@ -119,6 +121,7 @@ class Service:
             from sensorlink.webrtc.whep import WhepServer
 
             self.exporters.append(WhepServer(self, settings.whep, self.signaling.throttle))
+        self.metrics = self.serve_metrics(MetricsConfig())
         self.url = ""
         self.bound: tuple[str, int] = (settings.host, settings.port)
         self._config_text = ""
@@ -136,6 +139,7 @@ class Service:
         service = cls(config.service, sensors=config.sensors, source=config.source,
                       monitoring=config.monitoring, **kwargs)
         service.links = list(config.links)
+        service.metrics = service.serve_metrics(config.metrics)
         try:
             # Recordings carry the config for provenance, never its tokens or credentials.
             service._config_text = redact_secrets(Path(config.source).read_text(encoding="utf-8"))
@@ -150,7 +154,24 @@ class Service:
 
             service.exporters += [WebhookSink(service.hub, hook)
                                   for hook in config.monitoring.webhooks]
+        if config.opcua is not None:
+            service.serve_opcua(config.opcua)
         return service
+
+    def serve_opcua(self, settings: OpcuaConfig) -> None:
+        """The OPC UA server (sensorlink.bridges.opcua), started and stopped as an exporter."""
+        from sensorlink.bridges.opcua import OpcuaBridge
+
+        self.exporters.append(OpcuaBridge(self.hub, settings, acknowledge=self.acknowledge_alarm))
+
+    def serve_metrics(self, settings: MetricsConfig) -> MetricsEndpoint | None:
+        """``/metrics`` on the dashboard's server (sensorlink.bridges.prometheus), or none."""
+        self.signaling.endpoints.pop(MetricsEndpoint.path, None)
+        if not settings.enabled:
+            return None
+        endpoint = MetricsEndpoint(self, settings, self.role_for)
+        self.signaling.endpoints[MetricsEndpoint.path] = endpoint.handle
+        return endpoint
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> str:
@@ -259,6 +280,11 @@ class Service:
         if session in self.viewers:
             self.viewers.remove(session)
             log.info("%s left (%d viewers)", session.name, len(self.viewers))
+
+    def viewer_stats(self) -> list[dict[str, Any]]:
+        return [{"viewer": v.name, "role": v.role, "rtt_s": v.round_trip_s(),
+                 "readings_sent": v.readings_sent, "readings_dropped": v.readings_sub.dropped}
+                for v in self.viewers]
 
     def status_message(self) -> dict[str, Any]:
         sensors = []

@@ -9,7 +9,9 @@ from sensorlink.commands._serving import (
     add_service_arguments, apply_recording_arguments, apply_service_arguments,
 )
 from sensorlink.config import ServiceConfig
+from sensorlink.config_plant import OpcuaConfig
 from sensorlink.config_recording import RecordingConfig
+from sensorlink.errors import ConfigError
 from sensorlink.service import DEMO_MONITORING, DEMO_SENSORS, Service, run
 
 HELP = "run simulated sensors (thermal camera, probes, microphone array) and serve the dashboard"
@@ -18,6 +20,9 @@ HELP = "run simulated sensors (thermal camera, probes, microphone array) and ser
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_service_arguments(parser)
     add_publish_arguments(parser)
+    parser.add_argument("--opcua", metavar="ENDPOINT", nargs="?", const=OpcuaConfig().endpoint,
+                        help="also serve OPC UA, anonymous, on ENDPOINT (default "
+                             f"{OpcuaConfig().endpoint})")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -26,4 +31,9 @@ def main(args: argparse.Namespace) -> int:
                       monitoring=DEMO_MONITORING,
                       recording=apply_recording_arguments(RecordingConfig(), args))
     add_publishers(service, args)
+    if args.opcua:
+        try:
+            service.serve_opcua(OpcuaConfig(endpoint=args.opcua))
+        except ValueError as exc:  # OpcuaConfig names the field: "endpoint: ..."
+            raise ConfigError(str(exc).partition(": ")[2], field="--opcua") from exc
     return run(service)

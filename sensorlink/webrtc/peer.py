@@ -181,6 +181,12 @@ class ViewerSession:
             self.readings_sent += count
         await pump(self.channels["readings"], self.readings_sub, HIGH_WATER, sent)
 
+    def round_trip_s(self) -> float | None:
+        """The peer connection's smoothed round-trip time as SCTP measures it (what the data
+        channels feel), or None before the first measurement."""
+        sctp = getattr(self.pc, "sctp", None)
+        return getattr(sctp, "_srtt", None) if sctp is not None else None
+
     def status_message(self) -> dict[str, Any]:
         message = self.service.status_message()
         message["viewer"] = {"readings_dropped": self.readings_sub.dropped,

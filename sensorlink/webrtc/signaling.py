@@ -16,6 +16,7 @@ import logging
 import mimetypes
 import time
 import urllib.parse
+from collections.abc import Callable
 from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
@@ -52,6 +53,9 @@ SECURITY_HEADERS = {
                                 "blob: mediastream:; connect-src 'self' ws: wss:; "
                                 "frame-ancestors 'none'"),
 }
+#: an authenticated HTTP endpoint: (request headers, remote address) →
+#: (status, body, content type, extra headers); a 401 counts as a failed attempt
+Endpoint = Callable[[Headers, str], tuple[int, bytes, str, dict[str, str]]]
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/javascript", ".mjs")
 mimetypes.add_type("application/json", ".json")
@@ -113,6 +117,8 @@ class SignalingServer:
         self.refused = 0
         #: GET /api/... routes (path → handler(query, role)), sensorlink.webrtc.http_api
         self.routes: dict[str, Route] = {}
+        #: other systems' endpoints on the same server (``/metrics``), added by the service
+        self.endpoints: dict[str, Endpoint] = {}
         self._server: Server | None = None
 
     async def start(self, host: str, port: int, ssl: Any = None) -> tuple[str, int]:
@@ -137,6 +143,9 @@ class SignalingServer:
             return await serve_api(request, self.routes, address=address,
                                    role_for=self.service.role_for, throttle=self.throttle,
                                    headers=SECURITY_HEADERS)
+        endpoint = self.endpoints.get(request.path.split("?", 1)[0])
+        if endpoint is not None:
+            return self._endpoint(connection, request, endpoint)
         file = resolve_static(request.path, self.roots)
         if file is None:
             return self._response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
@@ -145,10 +154,24 @@ class SignalingServer:
             content_type += "; charset=utf-8"
         return self._response(HTTPStatus.OK, file.read_bytes(), content_type)
 
+    def _endpoint(self, connection: ServerConnection, request: Request,
+                  endpoint: Endpoint) -> Response:
+        # The same lockout as the websocket's auth: a scraper guessing tokens is refused.
+        address = str(connection.remote_address[0]) if connection.remote_address else "?"
+        if self.throttle.locked(address):
+            return self._response(HTTPStatus.TOO_MANY_REQUESTS, b"too many failed attempts\n",
+                                  "text/plain; charset=utf-8")
+        code, body, content_type, extra = endpoint(request.headers, address)
+        if code == HTTPStatus.UNAUTHORIZED:
+            self.throttle.failed(address)
+            log.warning("http: wrong or missing token for %s from %s", request.path, address)
+        return self._response(HTTPStatus(code), body, content_type, extra)
+
     @staticmethod
-    def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
+    def _response(status: HTTPStatus, body: bytes, content_type: str,
+                  extra: dict[str, str] | None = None) -> Response:
         headers = Headers({"Content-Type": content_type, "Content-Length": str(len(body)),
-                           **SECURITY_HEADERS})
+                           **SECURITY_HEADERS, **(extra or {})})
         return Response(status.value, status.phrase, headers, body)
 
     # -- websocket: signaling --------------------------------------------------------------

@@ -248,3 +248,20 @@ def test_the_raspberry_pi_example_in_the_docs_is_a_valid_config(tmp_path: Path) 
     listed = sensorlink("recordings", "list", "--config", str(config), "--json")
     # the example's record_dir does not exist here: the error names it
     assert listed.returncode == 1 and "/var/lib/sensorlink/recordings" in listed.stderr
+
+
+def test_always_on_the_command_line(tmp_path: Path) -> None:
+    """``--always``/``--no-always`` win over the table; ``--record DIR`` alone records from
+    start-up, as it always has, unless ``--no-always`` says otherwise."""
+    from sensorlink.cli import build_parser
+    from sensorlink.commands._serving import apply_recording_arguments
+    from sensorlink.config_recording import RecordingConfig
+
+    def always(*argv: str, table: bool | None = None) -> bool | None:
+        args = build_parser().parse_args(["demo", *argv])
+        return apply_recording_arguments(RecordingConfig(always=table), args).always
+
+    assert always() is None and always(table=True) is True
+    assert always("--record", str(tmp_path)) is True
+    assert always("--record", str(tmp_path), "--no-always") is False
+    assert always("--no-always", table=True) is False and always("--always", table=False) is True

@@ -308,9 +308,10 @@ class Recording:
         """(log_time, event) in log-time order, decoded; channels of unknown schemas are skipped."""
         known = set(mm.SCHEMAS) if schemas is None else set(schemas) & set(mm.SCHEMAS)
         ids = [s.channel_id for s in self.streams.values()
-               if s.schema in known and s.message_encoding == mm.MESSAGE_ENCODING]
+               if s.schema in known and mm.decodable(s.schema, s.message_encoding)]
         for stream, msg in self.messages(start_ns=start_ns, end_ns=end_ns, channel_ids=ids):
-            yield msg.log_time, mm.decode(stream.schema, msg.data, topic=stream.topic)
+            yield msg.log_time, mm.decode(stream.schema, msg.data, topic=stream.topic,
+                                          encoding=stream.message_encoding)
 
     def close(self) -> None:
         self._f.close()

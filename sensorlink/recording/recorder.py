@@ -54,8 +54,8 @@ class Recorder:
                  queue_size: int = 200_000, prefix: str = "sensorlink",
                  chunk_bytes: int = 1 << 20, chunk_seconds: float = 1.0,
                  opener: Callable[[Path], IO[bytes]] | None = None,
-                 fsync: bool = True, file: str | Path | None = None, recover_cut: bool = False
-                 ) -> None:
+                 fsync: bool = True, file: str | Path | None = None, recover_cut: bool = False,
+                 media: str = mm.MEDIA_FORMS[0]) -> None:
         if roll_bytes is not None and roll_bytes <= 0:
             raise RecordingError("roll_bytes must be positive")
         if roll_seconds is not None and roll_seconds <= 0:
@@ -72,6 +72,8 @@ class Recorder:
         self._opener = opener or open_exclusive
         self._fsync = fsync
         self.recover_cut = recover_cut
+        #: the form of thermal frames and audio blocks: "protobuf" or "json" (the baseline)
+        self.media = media
         self.recovered: list[Recovered] = []  # cut files of an earlier run that start() recovered
         self.files: list[Path] = []
         #: an exact name for the first file (``sensorlink view --record FILE``); rolled parts
@@ -298,10 +300,10 @@ class Recorder:
             msg = mm.encode(event, seen_ns)
         elif isinstance(event, SensorStatus):
             self._statuses[event.sensor] = event
-            msg = mm.encode(event)
+            msg = mm.encode(event, media=self.media)
         else:
             try:
-                msg = mm.encode(event)
+                msg = mm.encode(event, media=self.media)
             except (TypeError, ValueError) as exc:
                 self._discarded += 1
                 log.warning("recorder skipped an event it cannot encode: %r", exc)

@@ -276,6 +276,9 @@ async def serve_until_stopped(service: Service) -> None:
             pass
     url = await service.start()
     announce(url)
+    for exporter in service.exporters:
+        if getattr(exporter, "kind", "") == "foxglove":  # the app's URL carries the token in its query
+            print(f"Foxglove: {exporter.url}?token={service.token}", flush=True)
     try:
         await stop.wait()
     finally:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from sensorlink.commands._serving import add_service_arguments, apply_service_arguments
+from sensorlink.commands._serving import (
+    add_service_arguments, apply_service_arguments, attach_foxglove,
+)
 from sensorlink.config import ServiceConfig
 from sensorlink.service import DEMO_SENSORS, Service, run
 
@@ -17,4 +19,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     settings = apply_service_arguments(ServiceConfig(), args)
-    return run(Service(settings, sensors=DEMO_SENSORS, source="demo", record_dir=args.record))
+    service = Service(settings, sensors=DEMO_SENSORS, source="demo", record_dir=args.record)
+    attach_foxglove(service, args)
+    return run(service)

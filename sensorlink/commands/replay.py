@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sensorlink.commands._serving import add_service_arguments, apply_service_arguments
+from sensorlink.commands._serving import (
+    add_service_arguments, apply_service_arguments, attach_foxglove,
+)
 from sensorlink.config import ServiceConfig
 from sensorlink.errors import ConfigError
 from sensorlink.service import Service, run
@@ -29,6 +31,8 @@ def main(args: argparse.Namespace) -> int:
     if not 0.1 <= args.speed <= 20:
         raise ConfigError(f"must be between 0.1 and 20, got {args.speed}", field="--speed")
     settings = apply_service_arguments(ServiceConfig(), args)
-    return run(Service(settings, replay_path=args.file, record_dir=args.record,
-                       replay_options={"speed": args.speed, "loop": args.loop,
-                                       "paused": args.paused, "start_s": args.start}))
+    service = Service(settings, replay_path=args.file, record_dir=args.record,
+                      replay_options={"speed": args.speed, "loop": args.loop,
+                                      "paused": args.paused, "start_s": args.start})
+    attach_foxglove(service, args)
+    return run(service)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from sensorlink.commands._serving import add_service_arguments, apply_service_arguments
+from sensorlink.commands._serving import (
+    add_service_arguments, apply_service_arguments, attach_foxglove,
+)
 from sensorlink.config import load_config
 from sensorlink.errors import ConfigError
 from sensorlink.service import Service, run
@@ -35,4 +37,5 @@ def main(args: argparse.Namespace) -> int:
                               "Janus can reach (--listen HOST:PORT), not loopback",
                               field="publish")
         service.exporters.append(JanusPublisher(service, args.publish))
+    attach_foxglove(service, args)
     return run(service)

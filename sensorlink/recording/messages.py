@@ -1,6 +1,6 @@
 """How hub events become MCAP messages, and back: topics, schemas and bodies.
 
-Thermal frames and audio blocks are protobuf (:mod:`sensorlink.recording.protobuf`):
+Thermal frames and audio blocks are protobuf (:mod:`sensorlink.foxglove_protobuf`, in the core: the live Foxglove bridge sends the same bytes):
 ``foxglove.RawImage`` with encoding ``32FC1`` (little-endian float32 °C, so the exact values
 survive) and ``foxglove.RawAudio`` (``pcm-s16``, every channel interleaved), each with
 sensorlink's own fields (``sensor``, ``seq``, ``t_mono_ns`` ...) appended, which Foxglove shows
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from sensorlink.errors import RecordingError
-from sensorlink.recording import protobuf as pb
+from sensorlink import foxglove_protobuf as pb
 from sensorlink.samples import QUALITIES, AudioBlock, Reading, SensorInfo, ThermalFrame
 from sensorlink.status import DRIVER_STATES, SensorStatus
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from foxglove_schemas_protobuf import RawAudio_pb2, RawImage_pb2
+from foxglove_schemas_protobuf import Log_pb2, RawAudio_pb2, RawImage_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
 from google.protobuf.message import DecodeError
 
@@ -75,6 +75,14 @@ RawAudio = message_factory.GetMessageClass(_POOL.FindMessageTypeByName("foxglove
 SCHEMA_DATA = {"foxglove.RawImage": _descriptor_set(_IMAGE_FILE),
                "foxglove.RawAudio": _descriptor_set(_AUDIO_FILE)}
 
+# foxglove.Log as Foxglove compiled it (status changes and alarms on the live feed).
+_LOG_FILE = descriptor_pb2.FileDescriptorProto()
+Log_pb2.DESCRIPTOR.CopyToProto(_LOG_FILE)
+LOG = "foxglove.Log"
+LOG_SCHEMA_DATA = _descriptor_set(_LOG_FILE)
+#: Foxglove's Log levels by name (DEBUG 1 ... FATAL 5)
+LOG_LEVELS = dict(Log_pb2.Log.Level.items())
+
 
 def _stamp(message: Any, t_ns: int) -> None:
     t_ns = max(int(t_ns), 0)
@@ -101,6 +109,13 @@ def encode_block(block: AudioBlock) -> bytes:
     _stamp(m, block.t_wall_ns - block.duration_ns)  # Foxglove: the start of the block
     if block.steering_deg is not None:
         m.steering_deg = block.steering_deg
+    return m.SerializeToString()
+
+
+def encode_log(t_wall_ns: int, level: str, name: str, message: str) -> bytes:
+    """A ``foxglove.Log`` message: ``level`` is one of LOG_LEVELS' names."""
+    m = Log_pb2.Log(level=LOG_LEVELS[level], name=name, message=message)
+    _stamp(m, t_wall_ns)
     return m.SerializeToString()
 
 

@@ -47,7 +47,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 import sensorlink
-from sensorlink.bridges.foxglove_channels import LOG_CHANNEL, ChannelSpec, message_for
+from sensorlink.bridges.foxglove_channels import (
+    LOG_CHANNEL, ChannelSpec, channels_for, message_for,
+)
+from sensorlink.samples import SensorInfo
 from sensorlink.hub import Hub, Subscription
 
 log = logging.getLogger(__name__)
@@ -168,6 +171,9 @@ class FoxgloveBridge:
         self.bound: tuple[str, int] | None = None
         self.clients: list[_Client] = []
         self.rejected = 0
+        self.connects = 0
+        #: messages sent to and dropped for clients that have left
+        self._gone = {"sent": 0, "dropped": 0}
         self._channels: dict[ChannelSpec, int] = {}
         self._specs: dict[int, ChannelSpec] = {}
         self._ids = itertools.count(1)
@@ -189,6 +195,9 @@ class FoxgloveBridge:
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         self._channel(LOG_CHANNEL)
+        for info in self.hub.sensors.values():
+            for spec in channels_for(info):
+                self._channel(spec)
         self._sub = self.hub.subscribe("foxglove", maxsize=max(self.queue * 4, 4096))
         self._server = await serve(self._serve, self.host, self.port,
                                    subprotocols=list(SUBPROTOCOLS),  # type: ignore[arg-type]
@@ -220,9 +229,10 @@ class FoxgloveBridge:
                 "detail": f"{len(self.clients)} client(s)", "clients": len(self.clients),
                 "connections": [c.state() for c in self.clients],
                 "queued": sum(len(c.data) for c in self.clients),
-                "dropped": sum(c.dropped for c in self.clients) +
+                "dropped": self._gone["dropped"] + sum(c.dropped for c in self.clients) +
                 (self._sub.dropped if self._sub is not None else 0),
-                "sent": sum(c.sent for c in self.clients), "rejected": self.rejected}
+                "sent": self._gone["sent"] + sum(c.sent for c in self.clients),
+                "connects": self.connects, "rejected": self.rejected}
 
     # -- connections -----------------------------------------------------------------------
     def _check_token(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -241,6 +251,7 @@ class FoxgloveBridge:
         client.say({"op": "advertise", "channels": [
             spec.advertised(cid) for spec, cid in self._channels.items()]})
         self.clients.append(client)
+        self.connects += 1
         log.info("%s connected (%s, %s)", client.name, client.subprotocol, client.role)
         writer = asyncio.create_task(client.write(), name=f"{client.name}:write")
         try:
@@ -250,6 +261,8 @@ class FoxgloveBridge:
             pass
         finally:
             self.clients.remove(client)
+            self._gone["sent"] += client.sent
+            self._gone["dropped"] += client.dropped
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
             log.info("%s left (sent %d, dropped %d)", client.name, client.sent, client.dropped)
@@ -320,8 +333,15 @@ class FoxgloveBridge:
         while True:
             first = await self._sub.get()
             for event in [first, *self._sub.get_nowait(255)]:
-                found = message_for(event)
+                try:
+                    found = message_for(event)
+                except (TypeError, ValueError) as exc:  # one bad event never stops the feed
+                    log.warning("foxglove: skipped an event it cannot encode: %r", exc)
+                    continue
                 if found is None:
+                    if isinstance(event, SensorInfo):  # a sensor described late
+                        for spec in channels_for(event):
+                            self._channel(spec)
                     continue
                 spec, log_time, payload = found
                 cid = self._channel(spec)
@@ -351,6 +371,12 @@ class FoxgloveBridge:
                     await playback.control("speed", wanted)
             if seek_ns is not None:
                 await playback.control("seek", max(seek_ns - playback.start_ns, 0) / 1e9)
+                # What was queued before the seek is from the old position: the app's
+                # timeline has moved on, so it is discarded (not a drop).
+                if self._sub is not None:
+                    self._sub.get_nowait(1 << 30)
+                for other in self.clients:
+                    other.data.clear()
             await playback.control("pause" if command == PAUSED else "resume")
             self._broadcast_state(request_id)
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from sensorlink import foxglove_protobuf as pb
 from sensorlink.alarm_event import AlarmEvent
-from sensorlink.samples import AudioBlock, Reading, ThermalFrame
+from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
 from sensorlink.status import SensorStatus
 
 LOG_TOPIC = "/sensorlink/log"
@@ -98,17 +98,33 @@ def alarm_line(event: AlarmEvent) -> str:
     return f"{event.level} {event.transition}{by}: {event.rule} on {event.stream}: {event.message}"
 
 
+def _image(sensor: str) -> ChannelSpec:
+    return ChannelSpec(f"/{sensor}/thermal", "protobuf", "foxglove.RawImage",
+                       pb.SCHEMA_DATA["foxglove.RawImage"], "protobuf")
+
+
+def _audio(sensor: str) -> ChannelSpec:
+    return ChannelSpec(f"/{sensor}/audio", "protobuf", "foxglove.RawAudio",
+                       pb.SCHEMA_DATA["foxglove.RawAudio"], "protobuf")
+
+
+def channels_for(info: SensorInfo) -> list[ChannelSpec]:
+    """The channels a described sensor will send on, advertised before its first sample
+    (a paused replay shows its topics at once); reading streams appear with their first."""
+    if info.kind == "thermal":
+        return [_image(info.name)]
+    if info.kind == "microphone":
+        return [_audio(info.name)]
+    return []
+
+
 def message_for(event: object) -> tuple[ChannelSpec, int, bytes] | None:
     """(channel, log time, payload) for a hub event the feed carries; None for others
-    (sensor descriptions travel as the channels themselves)."""
+    (sensor descriptions travel as the channels themselves: :func:`channels_for`)."""
     if isinstance(event, ThermalFrame):
-        spec = ChannelSpec(f"/{event.sensor}/thermal", "protobuf", "foxglove.RawImage",
-                           pb.SCHEMA_DATA["foxglove.RawImage"], "protobuf")
-        return spec, event.t_wall_ns, pb.encode_frame(event)
+        return _image(event.sensor), event.t_wall_ns, pb.encode_frame(event)
     if isinstance(event, AudioBlock):
-        spec = ChannelSpec(f"/{event.sensor}/audio", "protobuf", "foxglove.RawAudio",
-                           pb.SCHEMA_DATA["foxglove.RawAudio"], "protobuf")
-        return spec, event.t_wall_ns, pb.encode_block(event)
+        return _audio(event.sensor), event.t_wall_ns, pb.encode_block(event)
     if isinstance(event, Reading):
         spec = ChannelSpec(f"/{event.sensor}/{event.channel}", "json", READING,
                            READING_SCHEMA.encode(), "jsonschema")

@@ -7,9 +7,10 @@
 //
 // Usage: node foxglove_client.mjs URL SUBPROTOCOL SPEC_JSON
 //   SPEC: {"pixel": [row, col], "frames": N, "blocks": N, "readings": N, "logs": N,
-//          "playback": [{"id": "r1", "command": 0|1, "speed": 1.0, "seek": NS?}, ...]}
+//          "playback": [{"id": "r1", "command": 0|1, "speed": 1.0, "seek": NS?}, ...],
+//          "kick": "advertised"?, "timeout_s": 120?}
 // It stops when every thermal/audio/reading topic has its N messages, the log topic its N,
-// and every playback step has been answered; or prints {"error": ...} after 120 s.
+// and every playback step has been answered; or prints {"error": ...} after timeout_s (120).
 import protobuf from "protobufjs";
 import descriptor from "protobufjs/ext/descriptor/index.js";
 import wsProtocol from "@foxglove/ws-protocol";
@@ -123,8 +124,9 @@ client.on("message", ({ subscriptionId, timestamp, data }) => {
   if (done()) finish();
 });
 ws.on("message", (data, isBinary) => {
-  if (!isBinary || data[0] !== 5) return;
-  const buf = Buffer.from(data);
+  if (!isBinary) return;
+  const buf = Buffer.from(data); // an ArrayBuffer: FoxgloveClient set binaryType
+  if (buf[0] !== 5) return;
   const n = buf.readUInt32LE(1 + 1 + 8 + 4);
   const state = { status: buf.readUInt8(1), currentTime: String(buf.readBigUInt64LE(2)),
                   speed: buf.readFloatLE(10), requestId: buf.subarray(18, 18 + n).toString("utf8"),
@@ -140,11 +142,14 @@ ws.on("message", (data, isBinary) => {
   if (done()) finish();
 });
 client.on("close", (event) => finish(`closed: ${event?.code} ${event?.reason ?? ""}`));
-setTimeout(() => finish("timed out after 120 s"), 120_000);
-// Playback starts once every channel has had a first message.
+setTimeout(() => finish(`timed out after ${spec.timeout_s ?? 120} s`), (spec.timeout_s ?? 120) * 1000);
+// Playback starts once every channel has had a first message, or (spec.kick "advertised",
+// for a replay that starts paused) as soon as channels are advertised.
 const kick = setInterval(() => {
   const topics = Object.keys(report.channels).filter((t) => want(t) > 0);
-  if (topics.length && topics.every((t) => report.topics[t]?.count > 0)) {
+  const ready = spec.kick === "advertised" ? report.serverInfo !== null && topics.length > 0
+    : topics.length && topics.every((t) => report.topics[t]?.count > 0);
+  if (ready) {
     clearInterval(kick);
     sendPlayback();
   }

@@ -24,7 +24,8 @@ warning status message to that client), so nothing a client does can stall the h
 other clients. Control messages (advertise, status, playback state) are never dropped.
 
 Replay: the server announces ``playbackControl`` and ``time`` with the recording's time range,
-so the app's timeline seeks, pauses, plays and changes speed through :class:`Playback`.
+so the app's timeline seeks, pauses, plays and changes speed
+(:mod:`sensorlink.bridges.foxglove_playback`).
 """
 
 from __future__ import annotations
@@ -33,13 +34,12 @@ import asyncio
 import itertools
 import json
 import logging
-import math
 import struct
 import time
 from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -47,38 +47,18 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 import sensorlink
+from sensorlink.bridges import foxglove_playback as fp
 from sensorlink.bridges.foxglove_channels import (
-    LOG_CHANNEL, ChannelSpec, channels_for, message_for,
+    LOG_CHANNEL, ChannelSpec, channels_for, message_for, ns_time,
 )
-from sensorlink.samples import SensorInfo
 from sensorlink.hub import Hub, Subscription
+from sensorlink.samples import SensorInfo
 
 log = logging.getLogger(__name__)
 
 SUBPROTOCOLS = ("foxglove.sdk.v1", "foxglove.websocket.v1")
-MESSAGE_DATA, TIME, PLAYBACK_STATE = 1, 2, 5  # server binary opcodes
-PLAYBACK_CONTROL_REQUEST = 3  # client binary opcode
-PLAYING, PAUSED, ENDED = 0, 1, 3  # playback status
-SPEED_RANGE = (0.1, 20.0)  # what the replay supports; the app's other speeds are clamped
+MESSAGE_DATA = 1  # server binary opcode
 TICK_S = 0.2  # how often a replay sends its time and playback state
-
-
-class Playback(Protocol):
-    """What the bridge drives in a replay (a :class:`~sensorlink.recording.replay.ReplaySource`
-    by shape): the recording's log-time range, where it is, and its controls."""
-
-    start_ns: int
-    end_ns: int
-    speed: float
-    paused: bool
-
-    @property
-    def position_s(self) -> float: ...
-
-    @property
-    def ended(self) -> bool: ...
-
-    async def control(self, action: str, value: float | bool | None = None) -> dict[str, Any]: ...
 
 
 class _Client:
@@ -131,24 +111,6 @@ class _Client:
                 "sent": self.sent, "dropped": self.dropped}
 
 
-def _time(t_ns: int) -> dict[str, int]:
-    sec, nsec = divmod(max(int(t_ns), 0), 1_000_000_000)
-    return {"sec": sec, "nsec": nsec}
-
-
-def parse_playback_request(data: bytes) -> tuple[int, float, int | None, str]:
-    """(command, speed, seek time or None, request id) of a Playback Control Request (the
-    opcode already removed). The request id is absent in the protocol's first form."""
-    if len(data) < 14:
-        raise ValueError(f"playback control request of {len(data)} bytes, expected >= 14")
-    command, speed, had_seek, seek = struct.unpack_from("<BfBQ", data)
-    request_id = ""
-    if len(data) >= 18:
-        (n,) = struct.unpack_from("<I", data, 14)
-        request_id = data[18:18 + n].decode("utf-8", "replace")
-    return command, speed, (seek if had_seek else None), request_id
-
-
 class FoxgloveBridge:
     """The server; a service exporter (``start()``, ``stop()``, ``status()``)."""
 
@@ -156,7 +118,7 @@ class FoxgloveBridge:
 
     def __init__(self, hub: Hub, *, host: str = "127.0.0.1", port: int = 8766,
                  authorize: Callable[[str], str | None],
-                 playback: Callable[[], Playback | None] = lambda: None,
+                 playback: Callable[[], fp.Playback | None] = lambda: None,
                  queue: int = 1024, name: str = "sensorlink") -> None:
         self.hub = hub
         self.host = host
@@ -181,10 +143,10 @@ class FoxgloveBridge:
         self._server: Server | None = None
         self._sub: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._last_state: tuple[int, float] | None = None
+        self._last_state: tuple[int, float] | None = None  # (status, speed) last sent
 
     @property
-    def playback(self) -> Playback | None:
+    def playback(self) -> fp.Playback | None:
         return self._playback()
 
     @property
@@ -206,8 +168,9 @@ class FoxgloveBridge:
         sock = next(iter(self._server.sockets))
         self.bound = sock.getsockname()[:2]
         self._tasks.append(asyncio.create_task(self._pump(), name="foxglove:pump"))
-        if self.playback is not None:
-            self._tasks.append(asyncio.create_task(self._tick(), name="foxglove:tick"))
+        playback = self.playback
+        if playback is not None:
+            self._tasks.append(asyncio.create_task(self._tick(playback), name="foxglove:tick"))
         log.info("Foxglove WebSocket on %s", self.url)
 
     async def stop(self) -> None:
@@ -274,13 +237,13 @@ class FoxgloveBridge:
                                 "sessionId": str(time.time_ns())}
         if self.playback is not None:
             info["capabilities"] = ["time", "playbackControl"]
-            info["dataStartTime"] = _time(self.playback.start_ns)
-            info["dataEndTime"] = _time(self.playback.end_ns)
+            info["dataStartTime"] = ns_time(self.playback.start_ns)
+            info["dataEndTime"] = ns_time(self.playback.end_ns)
         return info
 
     def _handle(self, client: _Client, message: str | bytes) -> None:
         if isinstance(message, bytes):
-            if message[:1] == bytes([PLAYBACK_CONTROL_REQUEST]):
+            if message[:1] == bytes([fp.PLAYBACK_CONTROL_REQUEST]):
                 task = asyncio.create_task(self._playback_request(client, message[1:]))
                 self._requests.add(task)
                 task.add_done_callback(self._requests.discard)
@@ -354,7 +317,7 @@ class FoxgloveBridge:
     async def _playback_request(self, client: _Client, data: bytes) -> None:
         playback = self.playback
         try:
-            command, speed, seek_ns, request_id = parse_playback_request(data)
+            request = fp.PlaybackRequest.parse(data)
         except ValueError as exc:
             self._error(client, str(exc))
             return
@@ -365,46 +328,33 @@ class FoxgloveBridge:
             self._error(client, "playback control needs the operator token")
             return
         async with self._control_lock:  # one request at a time, in the order they came
-            if math.isfinite(speed) and speed > 0:
-                wanted = min(max(speed, SPEED_RANGE[0]), SPEED_RANGE[1])
-                if wanted != playback.speed:
-                    await playback.control("speed", wanted)
-            if seek_ns is not None:
-                await playback.control("seek", max(seek_ns - playback.start_ns, 0) / 1e9)
-                # What was queued before the seek is from the old position: the app's
-                # timeline has moved on, so it is discarded (not a drop).
-                if self._sub is not None:
-                    self._sub.get_nowait(1 << 30)
-                for other in self.clients:
-                    other.data.clear()
-            await playback.control("pause" if command == PAUSED else "resume")
-            self._broadcast_state(request_id)
+            await fp.apply(playback, request, self._discard_queued)
+            self._broadcast_state(playback, request.request_id)
 
-    def _state(self) -> tuple[int, int, float]:
-        assert self.playback is not None
-        p = self.playback
-        status = ENDED if p.ended else (PAUSED if p.paused else PLAYING)
-        return status, p.start_ns + int(p.position_s * 1e9), float(p.speed)
+    def _discard_queued(self) -> None:
+        """After a seek, what was queued is from the old position: the app's timeline has
+        moved on, so it is discarded (not counted as dropped)."""
+        if self._sub is not None:
+            self._sub.get_nowait(1 << 30)
+        for client in self.clients:
+            client.data.clear()
 
-    def _broadcast_state(self, request_id: str = "") -> None:
-        status, now_ns, speed = self._state()
-        self._last_state = (status, speed)
-        rid = request_id.encode()
-        frame = struct.pack("<BBQfI", PLAYBACK_STATE, status, now_ns, speed, len(rid)) + rid
+    def _broadcast_state(self, playback: fp.Playback, request_id: str = "") -> None:
+        self._last_state = fp.state_of(playback)[::2]
+        frame = fp.state_frame(playback, request_id)
         for client in self.clients:
             client.say(frame)
 
-    async def _tick(self) -> None:
+    async def _tick(self, playback: fp.Playback) -> None:
         """The replay's clock for the app's timeline, and its state when that changes
         (it ends, or the dashboard paused it)."""
         while True:
             await asyncio.sleep(TICK_S)
-            status, now_ns, speed = self._state()
-            frame = struct.pack("<BQ", TIME, now_ns)
+            frame = fp.time_frame(playback)
             for client in self.clients:
                 client.offer(frame)
-            if (status, speed) != self._last_state:
-                self._broadcast_state()
+            if fp.state_of(playback)[::2] != self._last_state:
+                self._broadcast_state(playback)
 
 
 def _token_of(request: Request) -> str:

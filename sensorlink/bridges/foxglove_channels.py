@@ -72,13 +72,14 @@ class ChannelSpec:
 LOG_CHANNEL = ChannelSpec(LOG_TOPIC, "protobuf", pb.LOG, pb.LOG_SCHEMA_DATA, "protobuf")
 
 
-def _ns_time(t_ns: int) -> dict[str, int]:
+def ns_time(t_ns: int) -> dict[str, int]:
+    """A time as the protocol's JSON writes it."""
     sec, nsec = divmod(max(int(t_ns), 0), 1_000_000_000)
     return {"sec": sec, "nsec": nsec}
 
 
 def _reading_body(r: Reading) -> bytes:
-    body: dict[str, Any] = {"timestamp": _ns_time(r.t_wall_ns), "sensor": r.sensor,
+    body: dict[str, Any] = {"timestamp": ns_time(r.t_wall_ns), "sensor": r.sensor,
                             "channel": r.channel, "quantity": r.quantity, "unit": r.unit,
                             "quality": r.quality, "seq": r.seq, "t_mono_ns": r.t_mono_ns}
     value = float(r.value)

@@ -274,7 +274,7 @@ async def test_the_foxglove_timeline_pauses_seeks_and_speeds_a_replay(tmp_path, 
     try:
         report = await _foxglove_client(f"{_bridge(service).url}?token={TOKEN}", subprotocol, {
             "pixel": [0, 0], "frames": 2, "blocks": 2, "readings": 2, "logs": 0,
-            "kick": "advertised",
+            "kick": "advertised", "afterLast": sorted(after_seek),
             "playback": [{"id": "start", "command": 0, "speed": 1.0},
                          {"id": "pause", "command": 1, "speed": 1.0},
                          {"id": "seek", "command": 1, "speed": 2.0, "seek": seek_ns},

@@ -8,7 +8,7 @@
 // Usage: node foxglove_client.mjs URL SUBPROTOCOL SPEC_JSON
 //   SPEC: {"pixel": [row, col], "frames": N, "blocks": N, "readings": N, "logs": N,
 //          "playback": [{"id": "r1", "command": 0|1, "speed": 1.0, "seek": NS?}, ...],
-//          "kick": "advertised"?, "timeout_s": 120?}
+//          "kick": "advertised"?, "afterLast": [topics]?, "timeout_s": 120?}
 // It stops when every thermal/audio/reading topic has its N messages, the log topic its N,
 // and every playback step has been answered; or prints {"error": ...} after timeout_s (120).
 import protobuf from "protobufjs";
@@ -52,7 +52,11 @@ const want = (t) => (t.endsWith("/thermal") ? spec.frames : t.endsWith("/audio")
 function done() {
   const topics = Object.keys(report.channels);
   const enough = topics.length > 0 && topics.every((t) => (report.topics[t]?.count ?? 0) >= want(t));
-  return enough && step >= (spec.playback ?? []).length && waitingFor === null;
+  const steps = spec.playback ?? [];
+  // each topic of spec.afterLast must also have had a message since the last step's answer
+  const last = report.playback.findLast((s) => s.requestId === steps[steps.length - 1]?.id);
+  const after = (spec.afterLast ?? []).every((t) => last && t in last.first);
+  return enough && step >= steps.length && waitingFor === null && after;
 }
 
 function finish(error) {

@@ -179,7 +179,8 @@ class Suite:
         r = module.run(4.0 if self.quick else 10.0, rounds=1 if self.quick else 2)
         self.raw["encodings"] = r
         for key, unit in (("demo_mb_per_minute", "MB/min"), ("write_samples_per_s", "samples/s"),
-                          ("write_mb_per_s", "MB/s"), ("replay_samples_per_s", "samples/s")):
+                          ("write_mb_per_s", "MB/s"), ("replay_samples_per_s", "samples/s"),
+                          ("frame_32x24_bytes", "B"), ("audio_512x4_bytes", "B")):
             self.add("encodings", f"protobuf: {key}", r[f"protobuf_{key}"], unit,
                      "JSON (base64) form", r[f"json_{key}"])
 

@@ -4,11 +4,12 @@ Thermal frames and audio blocks are protobuf (:mod:`sensorlink.foxglove_protobuf
 ``foxglove.RawImage`` with encoding ``32FC1`` (little-endian float32 °C, so the exact values
 survive) and ``foxglove.RawAudio`` (``pcm-s16``, every channel interleaved), each with
 sensorlink's own fields (``sensor``, ``seq``, ``t_mono_ns`` ...) appended, which Foxglove shows
-and the replay needs. Protobuf carries the pixels and samples as raw bytes: a quarter smaller
-than JSON's base64 before compression and several times faster to write and read
-(bench/bench_encodings.py). Files written before (``json`` channels, the bytes as base64
-strings with ``"contentEncoding": "base64"``) decode just the same, and ``encode(...,
-media="json")`` still writes that form (the benchmark's baseline).
+and the replay needs. Protobuf carries the pixels and samples as raw bytes: a message is about
+a quarter smaller than JSON's base64 form, and recordings 6-14% smaller per minute, written
+1.25-1.5x and replayed 1.4-1.5x as fast (bench/bench_encodings.py). Files written before
+(``json`` channels, the bytes as base64 strings with ``"contentEncoding": "base64"``) decode
+just the same, and ``encode(..., media="json")`` still writes that form (the benchmark's
+baseline).
 
 Readings, sensor descriptions, status changes and control actions use ``sensorlink.*`` JSON
 Schemas with message encoding ``json``. Every schema converts under Foxglove's JSON-Schema

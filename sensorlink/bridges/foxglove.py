@@ -76,6 +76,7 @@ class _Client:
         self.sent = 0
         self.dropped = 0
         self._reported = 0
+        self._reported_at = 0.0
         self._wake = asyncio.Event()
 
     def offer(self, frame: bytes) -> None:
@@ -95,8 +96,10 @@ class _Client:
             await self._wake.wait()
             self._wake.clear()
             while self.control or self.data:
-                if self.dropped != self._reported:
-                    self._reported = self.dropped
+                now = time.monotonic()
+                if self.dropped != self._reported and now - self._reported_at >= 1.0:
+                    # at most once a second: the warning must not crowd out the data
+                    self._reported, self._reported_at = self.dropped, now
                     self.control.append(json.dumps({
                         "op": "status", "level": 1, "id": "sensorlink-dropped",
                         "message": f"sensorlink dropped {self.dropped} messages: this "

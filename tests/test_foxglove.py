@@ -9,6 +9,7 @@ import asyncio
 import json
 import shutil
 import socket
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -301,3 +302,36 @@ async def test_the_foxglove_timeline_pauses_seeks_and_speeds_a_replay(tmp_path, 
         assert int(first[topic]["logTime"]) >= seek_ns
     assert report["times"] > 0  # the timeline's clock ticks
     assert {t for t in report["channels"]} >= set(after_seek) | {"/mic-a/audio", "/mic-b/audio"}
+
+
+async def test_only_the_operator_drives_playback_and_a_bad_request_is_named():
+    fixture = Path(__file__).parent / "data" / "recordings" / "v2-complete.mcap"
+    service = Service(ServiceConfig(host="127.0.0.1", port=0, token=TOKEN,
+                                    viewer_token="fox-viewer-token"),
+                      source="test", replay_path=str(fixture), replay_options={"paused": True})
+    attach_foxglove(service, argparse.Namespace(foxglove="127.0.0.1:0"))
+    await service.start()
+    try:
+        url = _bridge(service).url
+        play = struct.pack("<BBfBQI", 3, 0, 1.0, 0, 0, 2) + b"r1"
+        async with websockets.connect(f"{url}?token=fox-viewer-token",
+                                      subprotocols=["foxglove.websocket.v1"]) as viewer:
+            await viewer.send(play)
+            await viewer.send(b"\x03\x00\x00")  # cut short
+            errors = await _errors(viewer, 2)
+        assert errors == ["sensorlink: playback control needs the operator token",
+                          "sensorlink: playback control request of 2 bytes, expected >= 14"]
+        assert service.replay.paused  # the viewer's play did nothing
+    finally:
+        await service.stop()
+
+
+async def _errors(ws: Any, n: int) -> list[str]:
+    """The next ``n`` error statuses (level 2) the server sends."""
+    out: list[str] = []
+    while len(out) < n:
+        message = await asyncio.wait_for(ws.recv(), 30)
+        if isinstance(message, str) and json.loads(message).get("op") == "status" and \
+                json.loads(message)["level"] == 2:
+            out.append(json.loads(message)["message"])
+    return out

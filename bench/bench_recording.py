@@ -28,11 +28,12 @@ from sensorlink_drivers.simulated.probes import SimulatedProbes
 from sensorlink_drivers.simulated.thermal import SimulatedThermalCamera
 
 
-async def write_throughput(directory: Path, samples: int = 3000) -> dict[str, float]:
+async def write_throughput(directory: Path, samples: int = 3000, media: str = "protobuf"
+                           ) -> dict[str, float]:
     """MB/s the recorder sustains when the hub hands it samples as fast as they can be made
     (a mix like the demo's: one frame and four audio blocks per eight readings)."""
     hub = Hub()
-    recorder = Recorder(hub, directory, session={"bench": "write"})
+    recorder = Recorder(hub, directory, session={"bench": "write"}, media=media)
     await recorder.start()
     # Fresh noise in every frame and block, as real sensors give: repeated data would
     # compress to nothing and flatter the number.
@@ -78,9 +79,10 @@ async def record_demo(directory: Path, seconds: float, **recorder_kw: Any) -> Pa
     return recorder.path
 
 
-async def demo_size(directory: Path, seconds: float) -> tuple[dict[str, float], Path]:
+async def demo_size(directory: Path, seconds: float, media: str = "protobuf"
+                    ) -> tuple[dict[str, float], Path]:
     """MB per minute of a recording of the demo's simulated sensors (default options)."""
-    path = await record_demo(directory, seconds)
+    path = await record_demo(directory, seconds, media=media)
     with Recording(path) as rec:
         duration = rec.duration_s
     size = path.stat().st_size

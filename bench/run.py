@@ -186,6 +186,19 @@ class Suite:
             else:
                 self.add("recording", key, value, "", "", None)
 
+    def encodings(self) -> None:
+        """Thermal and audio in protobuf (what recordings write) against JSON, same run."""
+        module = self._optional("encodings", "bench_encodings")
+        if module is None:
+            return
+        r = module.run(4.0 if self.quick else 10.0, rounds=1 if self.quick else 2)
+        self.raw["encodings"] = r
+        for key, unit in (("demo_mb_per_minute", "MB/min"), ("write_samples_per_s", "samples/s"),
+                          ("write_mb_per_s", "MB/s"), ("replay_samples_per_s", "samples/s"),
+                          ("frame_32x24_bytes", "B"), ("audio_512x4_bytes", "B")):
+            self.add("encodings", f"protobuf: {key}", r[f"protobuf_{key}"], unit,
+                     "JSON (base64) form", r[f"json_{key}"])
+
     def soak(self) -> None:
         r = asyncio.run(live.soak(self.soak_minutes, sample_s=5.0 if self.soak_minutes >= 2 else 2.0))
         self.raw["soak"] = r
@@ -198,6 +211,7 @@ class Suite:
         sections = {"readings": self.readings, "thermal": self.thermal, "audio": self.audio,
                     "monitoring": self.monitoring,
                     "parsers": self.parsers, "recording": self.recording,
+                    "encodings": self.encodings,
                     "viewers": self.viewers, "soak": self.soak}
         for name, fn in sections.items():
             if not only or name in only:
@@ -210,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-minutes", type=float, default=None,
                         help="length of the soak (default 10, or 0.5 with --quick)")
     parser.add_argument("--only", nargs="*", default=[],
-                        help="sections: readings thermal audio monitoring parsers recording viewers soak")
+                        help="sections: readings thermal audio monitoring parsers recording encodings viewers soak")
     parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md and results.json go")
     args = parser.parse_args(argv)
     suite = Suite(args)

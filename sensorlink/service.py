@@ -456,6 +456,8 @@ async def serve_until_stopped(service: Service) -> None:
     for exporter in service.exporters:
         if exporter.kind == "whep":
             print(f"WHEP: {exporter.url}<camera> (Authorization: Bearer <token>)", flush=True)
+        elif exporter.kind == "foxglove":  # the app's URL carries the token in its query
+            print(f"Foxglove: {exporter.url}?token={service.token}", flush=True)
     try:
         await stop.wait()
     finally:

@@ -1,6 +1,7 @@
 """A recording as readers sensorlink did not write see it: the ``mcap`` package's default reader,
 ``@mcap/core``'s indexed reader under node (tests/node, Foxglove's MCAP library) and Foxglove's
-JSON-Schema decoder rules (foxglove_jsonschema.py)."""
+JSON-Schema decoder rules (foxglove_jsonschema.py), and for protobuf channels Foxglove's compiled
+well-known schemas (``foxglove-schemas-protobuf``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from foxglove_schemas_protobuf import RawAudio_pb2, RawImage_pb2
+from google.protobuf import descriptor_pb2
 from mcap.reader import make_reader
 
 from foxglove_jsonschema import SchemaRejected, decode_message, parse_json_schema
@@ -49,6 +52,24 @@ def node_indexed_reader(path: Path) -> dict[str, Any]:
     return report
 
 
+#: Foxglove's own compiled messages, by schema name
+FOXGLOVE_PROTOBUF = {"foxglove.RawImage": RawImage_pb2.RawImage,
+                     "foxglove.RawAudio": RawAudio_pb2.RawAudio}
+
+
+def protobuf_schema_matches_foxglove(name: str, data: bytes) -> None:
+    """The channel's FileDescriptorSet holds message ``name`` with every field of Foxglove's
+    own schema under the same number and type (the app and its panels read those)."""
+    files = descriptor_pb2.FileDescriptorSet.FromString(data).file
+    messages = {f"{f.package}.{m.name}": m for f in files for m in f.message_type}
+    assert name in messages, (name, sorted(messages))
+    ours = {f.name: (f.number, f.type, f.type_name) for f in messages[name].field}
+    official = descriptor_pb2.DescriptorProto()
+    FOXGLOVE_PROTOBUF[name].DESCRIPTOR.CopyToProto(official)
+    for f in official.field:
+        assert ours.get(f.name) == (f.number, f.type, f.type_name), (name, f.name)
+
+
 def foxglove_decodes(path: Path) -> dict[str, int]:
     """Every channel's schema converted and every message decoded as Foxglove does; messages
     per topic. AssertionError naming the topic when Foxglove would show it as an error."""
@@ -60,6 +81,11 @@ def foxglove_decodes(path: Path) -> dict[str, int]:
         assert summary is not None
         for cid, channel in summary.channels.items():
             schema = summary.schemas[channel.schema_id]
+            if channel.message_encoding == "protobuf":
+                assert schema.encoding == "protobuf", channel.topic
+                protobuf_schema_matches_foxglove(schema.name, schema.data)
+                postprocess[cid] = FOXGLOVE_PROTOBUF[schema.name]
+                continue
             # Foxglove decodes "json" messages with a "jsonschema" schema; anything else would
             # need another decoder.
             assert (channel.message_encoding, schema.encoding) == ("json", "jsonschema"), \
@@ -70,6 +96,10 @@ def foxglove_decodes(path: Path) -> dict[str, int]:
                 raise AssertionError(f"Foxglove rejects {channel.topic} ({schema.name}): "
                                      f"{exc}") from exc
         for _, channel, message in reader.iter_messages():
+            if channel.message_encoding == "protobuf":
+                postprocess[channel.id].FromString(message.data)  # DecodeError fails the test
+                counts[channel.topic] += 1
+                continue
             try:
                 decode_message(postprocess[channel.id], message.data)
             except (SchemaRejected, ValueError) as exc:

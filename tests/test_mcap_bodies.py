@@ -25,9 +25,11 @@ from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
 from sensorlink.status import SensorStatus
 
 from foxglove_jsonschema import SchemaRejected, decode_message, parse_json_schema
+from mcap_readers import FOXGLOVE_PROTOBUF, protobuf_schema_matches_foxglove
 from record_helpers import fingerprint
 
 V1 = Path(__file__).parent / "data" / "recordings" / "v1-complete.mcap"
+V2 = V1.with_name("v2-complete.mcap")
 V1_VALUES = [20.5, math.nan, math.inf, -math.inf, -3.25, 1e-300]  # make_v1.py
 T = 1_790_000_000_123_456_789
 
@@ -55,13 +57,21 @@ AWKWARD = [
 ]
 
 
+@pytest.mark.parametrize("media", mm.MEDIA_FORMS)
 @pytest.mark.parametrize("event", AWKWARD, ids=lambda e: type(e).__name__)
-def test_every_value_survives_the_foxglove_decodable_form(event) -> None:
-    msg = mm.encode(event, T)
-    back = mm.decode(msg.schema, msg.data, topic=msg.topic)
+def test_every_value_survives_the_foxglove_decodable_form(event, media) -> None:
+    msg = mm.encode(event, T, media=media)
+    back = mm.decode(msg.schema, msg.data, topic=msg.topic, encoding=msg.message_encoding)
     assert fingerprint(back) == fingerprint(event)
     # ... and the same bytes are what Foxglove's decoder takes, under the schema written.
-    _, postprocess = parse_json_schema(json.loads(mm.schema_bytes(msg.schema)), msg.schema)
+    if msg.message_encoding == "protobuf":
+        assert media == "protobuf" and isinstance(event, (ThermalFrame, AudioBlock))
+        protobuf_schema_matches_foxglove(msg.schema, msg.schema_data)
+        body = FOXGLOVE_PROTOBUF[msg.schema].FromString(msg.data)
+        assert body.data == (event.celsius.astype("<f4") if isinstance(event, ThermalFrame)
+                             else event.pcm.astype("<i2")).tobytes()
+        return
+    _, postprocess = parse_json_schema(json.loads(msg.schema_data), msg.schema)
     body = decode_message(postprocess, msg.data)
     assert all(v is not None for v in body.values())  # no nulls: Foxglove has no type for one
 
@@ -173,3 +183,13 @@ def test_a_body_that_is_neither_form_names_its_topic() -> None:
                       "nonfinite": "minus infinity"})
     with pytest.raises(RecordingError, match="nonfinite"):
         mm.decode(mm.READING, bad.encode(), topic="/p/t0")
+
+
+def test_the_json_media_form_of_before_protobuf_still_reads_exactly() -> None:
+    """v2-complete.mcap has thermal and audio as JSON with base64 bytes (make_v2.py)."""
+    with open(V2, "rb") as f:
+        summary = make_reader(f).get_summary()
+    assert {c.message_encoding for c in summary.channels.values()} == {"json"}
+    with Recording(V2) as rec:
+        events = list(rec.events())
+    _v1_truth_check(events)

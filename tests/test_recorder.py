@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import errno
 import io
 import json
@@ -25,21 +24,18 @@ from sensorlink.recording.recorder import Recorder
 from sensorlink.schemas import __file__ as _schemas_init
 from sensorlink.sources.runner import DriverRunner
 
-from mcap_readers import foxglove_decodes
+from mcap_readers import (
+    FOXGLOVE_PROTOBUF, foxglove_decodes, protobuf_schema_matches_foxglove,
+)
 from record_helpers import (
     SAMPLE_TYPES, by_stream, killed_recording, record_session, same_sample, sim_drivers,
 )
 
 SCHEMAS_DIR = Path(_schemas_init).parent
 
-# From Foxglove's schema reference (docs.foxglove.dev, RawImage / RawAudio): the fields its
-# panels read, with their JSON types, and the values it supports.
-FOXGLOVE_FIELDS = {
-    "foxglove.RawImage": {"timestamp": dict, "frame_id": str, "width": int, "height": int,
-                          "encoding": str, "step": int, "data": str},
-    "foxglove.RawAudio": {"timestamp": dict, "data": str, "format": str, "sample_rate": int,
-                          "number_of_channels": int},
-}
+# The well-known schemas recorded as protobuf; from Foxglove's schema reference
+# (docs.foxglove.dev, RawImage), the image encodings it supports.
+FOXGLOVE_FIELDS = ("foxglove.RawImage", "foxglove.RawAudio")
 FOXGLOVE_IMAGE_ENCODINGS = {"8UC1", "8UC3", "16UC1", "32FC1", "bgr8", "bgra8", "mono8", "mono16",
                             "rgb8", "rgba8", "uyvy", "yuv422", "yuyv", "yuv422_yuy2"}
 
@@ -88,28 +84,30 @@ def test_every_channel_is_one_foxglove_decodes(session):
         summary = reader.get_summary()
         schemas_seen = set()
         for schema, channel, message in reader.iter_messages():
+            assert schema is not None
+            schemas_seen.add(schema.name)
+            if schema.name in FOXGLOVE_FIELDS:
+                # Thermal and audio are protobuf, schema a FileDescriptorSet whose message
+                # carries Foxglove's fields as its compiled schema has them; Foxglove's own
+                # class decodes the bytes (our appended fields are unknown fields to it).
+                assert (channel.message_encoding, schema.encoding) == ("protobuf", "protobuf")
+                protobuf_schema_matches_foxglove(schema.name, schema.data)
+                body = FOXGLOVE_PROTOBUF[schema.name].FromString(message.data)
+                raw = body.data
+                assert body.timestamp.seconds > 0
+                if schema.name == "foxglove.RawImage":
+                    assert body.frame_id and body.encoding in FOXGLOVE_IMAGE_ENCODINGS
+                    assert body.step == body.width * 4 and len(raw) == body.step * body.height
+                else:
+                    assert body.format == "pcm-s16" and body.number_of_channels == 4
+                    assert body.sample_rate > 0 and len(raw) % (2 * body.number_of_channels) == 0
+                continue
             # Foxglove: message encoding "json" goes with schema encoding "jsonschema"
-            assert channel.message_encoding == "json"
-            assert schema is not None and schema.encoding == "jsonschema"
+            assert (channel.message_encoding, schema.encoding) == ("json", "jsonschema")
             schema_doc = json.loads(schema.data)
             jsonschema.Draft202012Validator.check_schema(schema_doc)
             assert schema_doc["type"] == "object"
-            body = json.loads(message.data)
-            jsonschema.validate(body, schema_doc)
-            schemas_seen.add(schema.name)
-            if schema.name in FOXGLOVE_FIELDS:
-                for name, kind in FOXGLOVE_FIELDS[schema.name].items():
-                    assert isinstance(body[name], kind), (schema.name, name)
-                for name in ("data",):
-                    assert schema_doc["properties"][name]["contentEncoding"] == "base64"
-                assert set(body["timestamp"]) == {"sec", "nsec"}
-                raw = base64.b64decode(body["data"], validate=True)
-            if schema.name == "foxglove.RawImage":
-                assert body["encoding"] in FOXGLOVE_IMAGE_ENCODINGS
-                assert body["step"] == body["width"] * 4 and len(raw) == body["step"] * body["height"]
-            if schema.name == "foxglove.RawAudio":
-                assert body["format"] == "pcm-s16" and body["number_of_channels"] == 4
-                assert len(raw) % (2 * body["number_of_channels"]) == 0
+            jsonschema.validate(json.loads(message.data), schema_doc)
     assert schemas_seen == {"foxglove.RawImage", "foxglove.RawAudio", "sensorlink.Reading",
                             "sensorlink.SensorInfo", "sensorlink.SensorStatus",
                             "sensorlink.ControlAction"}

@@ -65,7 +65,8 @@ def test_a_sigkilled_recording_once_recovered_opens_in_the_default_readers(
     node = node_indexed_reader(out)
     assert node["hasStatistics"] and node["chunks"] >= 1 and node["unparsed"] == 0
     assert node["statistics"] == node["read"] == counted
-    assert {c["schemaEncoding"] for c in node["channels"]} == {"jsonschema"}
+    assert {(c["messageEncoding"], c["schemaEncoding"]) for c in node["channels"]} == \
+        {("json", "jsonschema"), ("protobuf", "protobuf")}  # thermal and audio are protobuf
     assert foxglove_decodes(out) == counted  # every channel converts, every message decodes
     assert node["metadata"][-1] == RECOVERY_METADATA and "sensorlink.session" in node["metadata"]
 

@@ -9,6 +9,7 @@ from sensorlink.config import ServiceConfig, parse_listen
 from sensorlink.config_recording import RecordingConfig
 from sensorlink.config_whip import WhepConfig, parse_whep_listen
 from sensorlink.errors import ConfigError
+from sensorlink.service import Service
 
 
 def add_service_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +40,10 @@ def add_service_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--whep", metavar="[HOST:]PORT",
                         help="serve WHEP players on PORT: POST /whep/<camera>, the token as the "
                              "Bearer (host: the service's own, loopback by default)")
+    parser.add_argument("--foxglove", metavar="[HOST:]PORT",
+                        help="also serve the Foxglove app and Lichtblick live on this port "
+                             "(loopback unless HOST is given; the token goes in the URL: "
+                             "ws://HOST:PORT/?token=TOKEN; docs/foxglove.md)")
 
 
 def apply_service_arguments(settings: ServiceConfig, args: argparse.Namespace) -> ServiceConfig:
@@ -71,3 +76,14 @@ def apply_recording_arguments(config: RecordingConfig, args: argparse.Namespace)
     except ValueError as exc:  # __post_init__ names the field: say which flag it came from
         name, _, message = str(exc).partition(": ")
         raise ConfigError(message, field=f"--{name.replace('_', '-')}") from exc
+def attach_foxglove(service: Service, args: argparse.Namespace) -> None:
+    """``--foxglove [HOST:]PORT``: a Foxglove WebSocket server beside the dashboard."""
+    if not args.foxglove:
+        return
+    from sensorlink.bridges.foxglove import FoxgloveBridge
+
+    value = args.foxglove if ":" in args.foxglove else f"127.0.0.1:{args.foxglove}"
+    host, port = parse_listen(value, "--foxglove")
+    service.exporters.append(FoxgloveBridge(service.hub, host=host, port=port,
+                                            authorize=service.role_for,
+                                            playback=lambda: service.replay))

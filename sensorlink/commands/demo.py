@@ -6,7 +6,7 @@ import argparse
 
 from sensorlink.commands._publishing import add_publish_arguments, add_publishers
 from sensorlink.commands._serving import (
-    add_service_arguments, apply_recording_arguments, apply_service_arguments,
+    add_service_arguments, apply_recording_arguments, apply_service_arguments, attach_foxglove,
 )
 from sensorlink.config import ServiceConfig
 from sensorlink.config_plant import OpcuaConfig
@@ -31,6 +31,7 @@ def main(args: argparse.Namespace) -> int:
                       monitoring=DEMO_MONITORING,
                       recording=apply_recording_arguments(RecordingConfig(), args))
     add_publishers(service, args)
+    attach_foxglove(service, args)
     if args.opcua:
         try:
             service.serve_opcua(OpcuaConfig(endpoint=args.opcua))

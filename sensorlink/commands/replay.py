@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from sensorlink.commands._serving import (
-    add_service_arguments, apply_recording_arguments, apply_service_arguments,
+    add_service_arguments, apply_recording_arguments, apply_service_arguments, attach_foxglove,
 )
 from sensorlink.config import ServiceConfig
 from sensorlink.config_recording import RecordingConfig
@@ -32,7 +32,9 @@ def main(args: argparse.Namespace) -> int:
     if not 0.1 <= args.speed <= 20:
         raise ConfigError(f"must be between 0.1 and 20, got {args.speed}", field="--speed")
     settings = apply_service_arguments(ServiceConfig(), args)
-    return run(Service(settings, replay_path=args.file, record_dir=args.record,
-                       replay_options={"speed": args.speed, "loop": args.loop,
-                                       "paused": args.paused, "start_s": args.start},
-                       recording=apply_recording_arguments(RecordingConfig(), args)))
+    service = Service(settings, replay_path=args.file, record_dir=args.record,
+                      replay_options={"speed": args.speed, "loop": args.loop,
+                                      "paused": args.paused, "start_s": args.start},
+                      recording=apply_recording_arguments(RecordingConfig(), args))
+    attach_foxglove(service, args)
+    return run(service)

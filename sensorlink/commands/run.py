@@ -7,7 +7,7 @@ import dataclasses
 
 from sensorlink.commands._publishing import add_publish_arguments, add_publishers
 from sensorlink.commands._serving import (
-    add_service_arguments, apply_recording_arguments, apply_service_arguments,
+    add_service_arguments, apply_recording_arguments, apply_service_arguments, attach_foxglove,
 )
 from sensorlink.config import load_config
 from sensorlink.service import Service, run
@@ -27,4 +27,5 @@ def main(args: argparse.Namespace) -> int:
     service = Service.from_config(config, record_dir=args.record,
                                   recording=apply_recording_arguments(config.recording, args))
     add_publishers(service, args, config.whip)
+    attach_foxglove(service, args)
     return run(service)

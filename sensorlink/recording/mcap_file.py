@@ -67,7 +67,7 @@ class McapFile:
         # exactly which samples are safely on disk.
         self.writer = Writer(self.stream, chunk_size=max(chunk_bytes * 4, 1 << 20),
                              compression=CompressionType.ZSTD)
-        self.schemas: dict[str, int] = {}
+        self.schemas: dict[tuple[str, str], int] = {}
         self.channels: dict[tuple[str, str], int] = {}
         self.opened_mono = time.monotonic()
         self.last_flush_mono = self.opened_mono
@@ -80,12 +80,12 @@ class McapFile:
         key = (msg.topic, msg.schema)
         cid = self.channels.get(key)
         if cid is None:
-            sid = self.schemas.get(msg.schema)
+            sid = self.schemas.get((msg.schema, msg.schema_encoding))
             if sid is None:
-                sid = self.writer.register_schema(msg.schema, mm.SCHEMA_ENCODING,
-                                                  mm.schema_bytes(msg.schema))
-                self.schemas[msg.schema] = sid
-            cid = self.writer.register_channel(msg.topic, mm.MESSAGE_ENCODING, sid,
+                sid = self.writer.register_schema(msg.schema, msg.schema_encoding,
+                                                  msg.schema_data)
+                self.schemas[(msg.schema, msg.schema_encoding)] = sid
+            cid = self.writer.register_channel(msg.topic, msg.message_encoding, sid,
                                                msg.channel_metadata)
             self.channels[key] = cid
         return cid

@@ -1,28 +1,34 @@
-"""How hub events become MCAP messages, and back: topics, JSON Schemas and the JSON bodies.
+"""How hub events become MCAP messages, and back: topics, schemas and bodies.
 
-Every channel uses message encoding ``json`` with schema encoding ``jsonschema``, which Foxglove
-decodes for its well-known schemas as well as for our own (bytes travel as base64 strings with
-``"contentEncoding": "base64"``, the convention Foxglove documents for JSON). Thermal frames are
+Thermal frames and audio blocks are protobuf (:mod:`sensorlink.foxglove_protobuf`, in the core: the live Foxglove bridge sends the same bytes):
 ``foxglove.RawImage`` with encoding ``32FC1`` (little-endian float32 °C, so the exact values
-survive) and audio is ``foxglove.RawAudio`` (``pcm-s16``, every channel interleaved); both carry
-sensorlink's own fields (``sensor``, ``seq``, ``t_mono_ns`` ...) next to Foxglove's, which Foxglove
-ignores and the replay needs. Readings, sensor descriptions, status changes and control actions
-use ``sensorlink.*`` schemas. An alarm's change of state is recorded twice: as a
-``sensorlink.AlarmEvent`` (everything the replay needs) and as a ``foxglove.Log`` line, so
-Foxglove's Log panel lists the alarms with their level. With ``[recording] audio = "flac"`` the microphone channels are
-``sensorlink.CompressedAudio`` instead: the same fields, ``format`` ``flac`` and each block a
-complete FLAC file (:mod:`sensorlink.recording.flac`), decoded bit-exact. Foxglove's Audio panel
-plays ``pcm-s16`` RawAudio only (its schema reference: "Only 'pcm-s16' is currently supported"),
-so FLAC travels under a schema of our own rather than as a RawAudio it would refuse.
+survive) and ``foxglove.RawAudio`` (``pcm-s16``, every channel interleaved), each with
+sensorlink's own fields (``sensor``, ``seq``, ``t_mono_ns`` ...) appended, which Foxglove shows
+and the replay needs. Protobuf carries the pixels and samples as raw bytes: a message is about
+a quarter smaller than JSON's base64 form, and recordings 6-14% smaller per minute, written
+1.25-1.5x and replayed 1.4-1.5x as fast (bench/bench_encodings.py). Files written before
+(``json`` channels, the bytes as base64 strings with ``"contentEncoding": "base64"``) decode
+just the same, and ``encode(..., media="json")`` still writes that form (the benchmark's
+baseline).
 
-Every schema converts under Foxglove's JSON-Schema decoder (``parseJsonSchema`` in its
-mcap-support package, and in the Lichtblick fork), which turns a whole topic into an error for
-one field it cannot type: each field has a single ``type`` (no unions, no bare ``enum``, no
-``null``) and each object lists its ``properties``. So a number that may be missing is left
-out (and a non-finite one is left out with a ``<field>_nonfinite`` string saying which),
-enumerations are typed strings, counters are a list of ``{name, value}``, and free-form objects
-(a sensor's ``meta``, a control message) travel as JSON text in a string field. Files written
-before this form (``null`` numbers, JSON objects) decode just the same.
+An alarm's change of state is recorded twice: as a ``sensorlink.AlarmEvent`` (everything the
+replay needs) and as a ``foxglove.Log`` line, so Foxglove's Log panel lists the alarms with
+their level. With ``[recording] audio = "flac"`` the microphone channels are
+``sensorlink.CompressedAudio`` (JSON) instead: the same fields, ``format`` ``flac`` and each
+block a complete FLAC file (:mod:`sensorlink.recording.flac`), decoded bit-exact. Foxglove's
+Audio panel plays ``pcm-s16`` RawAudio only (its schema reference: "Only 'pcm-s16' is currently
+supported"), so FLAC travels under a schema of our own rather than as a RawAudio it would refuse.
+
+Readings, sensor descriptions, status changes and control actions use ``sensorlink.*`` JSON
+Schemas with message encoding ``json``. Every schema converts under Foxglove's JSON-Schema
+decoder (``parseJsonSchema`` in its mcap-support package, and in the Lichtblick fork), which
+turns a whole topic into an error for one field it cannot type: each field has a single
+``type`` (no unions, no bare ``enum``, no ``null``) and each object lists its ``properties``. So
+a number that may be missing is left out (and a non-finite one is left out with a
+``<field>_nonfinite`` string saying which), enumerations are typed strings, counters are a list
+of ``{name, value}``, and free-form objects (a sensor's ``meta``, a control message) travel as
+JSON text in a string field. Files written before this form (``null`` numbers, JSON objects)
+decode just the same.
 """
 
 from __future__ import annotations
@@ -37,12 +43,16 @@ import numpy as np
 
 from sensorlink.alarm_event import ALARM_LEVELS, ALARM_TRANSITIONS, AlarmEvent
 from sensorlink.errors import RecordingError
+from sensorlink import foxglove_protobuf as pb
 from sensorlink.recording import flac
 from sensorlink.samples import QUALITIES, AudioBlock, Reading, SensorInfo, ThermalFrame
 from sensorlink.status import DRIVER_STATES, SensorStatus
 
 SCHEMA_ENCODING = "jsonschema"
 MESSAGE_ENCODING = "json"
+#: message encoding -> the schema encoding that goes with it (MCAP's well-known pairs)
+SCHEMA_ENCODINGS = {MESSAGE_ENCODING: SCHEMA_ENCODING, pb.MESSAGE_ENCODING: pb.SCHEMA_ENCODING}
+MEDIA_FORMS = (pb.MESSAGE_ENCODING, MESSAGE_ENCODING)
 
 RAW_IMAGE = "foxglove.RawImage"
 RAW_AUDIO = "foxglove.RawAudio"
@@ -99,6 +109,19 @@ class EncodedMessage:
     data: bytes
     #: channel metadata, used when this topic is first seen
     channel_metadata: dict[str, str] = field(default_factory=dict)
+    #: how ``data`` is encoded: "json" or "protobuf"
+    message_encoding: str = MESSAGE_ENCODING
+
+    @property
+    def schema_encoding(self) -> str:
+        return SCHEMA_ENCODINGS[self.message_encoding]
+
+    @property
+    def schema_data(self) -> bytes:
+        """The schema record's data: JSON Schema text, or a protobuf FileDescriptorSet."""
+        if self.message_encoding == pb.MESSAGE_ENCODING:
+            return pb.SCHEMA_DATA[self.schema]
+        return schema_bytes(self.schema)
 
 
 # -- JSON Schemas --------------------------------------------------------------------------
@@ -298,13 +321,26 @@ def _json_field(d: dict[str, Any], name: str) -> Any:
 
 
 def encode(event: RecordedEvent, log_time: int | None = None, *,
-           audio: str = "pcm") -> EncodedMessage:
+           audio: str = "pcm", media: str = pb.MESSAGE_ENCODING) -> EncodedMessage:
     """One hub event (or control action) → the MCAP message that records it.
 
     ``log_time`` defaults to the event's own wall-clock time; SensorInfo has none, so the
-    caller passes the time it saw it. ``audio="flac"`` records audio blocks losslessly
-    compressed (arrays of more than eight channels stay PCM: FLAC's limit).
+    caller passes the time it saw it. ``media`` is the form of thermal frames and audio
+    blocks: "protobuf", or "json" (the form files had before). ``audio="flac"`` records audio
+    blocks losslessly compressed instead (arrays of more than eight channels stay PCM: FLAC's
+    limit).
     """
+    if media not in MEDIA_FORMS:
+        raise ValueError(f"media must be one of {MEDIA_FORMS}, got {media!r}")
+    if isinstance(event, ThermalFrame) and media == pb.MESSAGE_ENCODING:
+        return EncodedMessage(f"/{event.sensor}/thermal", RAW_IMAGE, event.t_wall_ns,
+                              event.seq & 0xFFFFFFFF, pb.encode_frame(event),
+                              {"sensor": event.sensor, "kind": "thermal"}, pb.MESSAGE_ENCODING)
+    if (isinstance(event, AudioBlock) and media == pb.MESSAGE_ENCODING
+            and not (audio == "flac" and flac.supports(event.channels))):
+        return EncodedMessage(f"/{event.sensor}/audio", RAW_AUDIO, event.t_wall_ns,
+                              event.seq & 0xFFFFFFFF, pb.encode_block(event),
+                              {"sensor": event.sensor, "kind": "audio"}, pb.MESSAGE_ENCODING)
     if isinstance(event, ThermalFrame):
         celsius = np.ascontiguousarray(event.celsius, dtype="<f4")
         body = {"timestamp": _time(event.t_wall_ns), "frame_id": event.sensor,
@@ -372,8 +408,29 @@ def encode(event: RecordedEvent, log_time: int | None = None, *,
 
 # -- decoding ------------------------------------------------------------------------------
 
-def decode(schema_name: str, data: bytes, *, topic: str = "?") -> RecordedEvent:
-    """The event an MCAP message of ``schema_name`` holds; RecordingError names the topic."""
+def decodable(schema_name: str, message_encoding: str) -> bool:
+    """Whether :func:`decode` reads messages of this schema in this encoding."""
+    if message_encoding == pb.MESSAGE_ENCODING:
+        return schema_name in pb.SCHEMA_DATA
+    return message_encoding == MESSAGE_ENCODING and schema_name in SCHEMAS
+
+
+def decode(schema_name: str, data: bytes, *, topic: str = "?",
+           encoding: str = MESSAGE_ENCODING) -> RecordedEvent:
+    """The event an MCAP message of ``schema_name`` holds, in ``encoding`` (the channel's
+    message encoding); RecordingError names the topic."""
+    if encoding == pb.MESSAGE_ENCODING:
+        try:
+            if schema_name == RAW_IMAGE:
+                return pb.decode_frame(data)
+            if schema_name == RAW_AUDIO:
+                return pb.decode_block(data)
+        except ValueError as exc:
+            raise RecordingError(f"topic {topic}: cannot decode {schema_name} message: "
+                                 f"{exc}") from exc
+        raise RecordingError(f"topic {topic}: no protobuf form of {schema_name!r}")
+    if encoding != MESSAGE_ENCODING:
+        raise RecordingError(f"topic {topic}: unknown message encoding {encoding!r}")
     try:
         d = json.loads(data)
         if schema_name == RAW_IMAGE:

@@ -318,10 +318,11 @@ class Recording:
         skipped; ``topics`` keeps only those channels (only their chunks are read)."""
         known = set(mm.SCHEMAS) if schemas is None else set(schemas) & set(mm.SCHEMAS)
         ids = [s.channel_id for s in self.streams.values()
-               if s.schema in known and s.message_encoding == mm.MESSAGE_ENCODING
+               if s.schema in known and mm.decodable(s.schema, s.message_encoding)
                and (topics is None or s.topic in topics)]
         for stream, msg in self.messages(start_ns=start_ns, end_ns=end_ns, channel_ids=ids):
-            yield msg.log_time, mm.decode(stream.schema, msg.data, topic=stream.topic)
+            yield msg.log_time, mm.decode(stream.schema, msg.data, topic=stream.topic,
+                                          encoding=stream.message_encoding)
 
     def close(self) -> None:
         self._f.close()

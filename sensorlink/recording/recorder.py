@@ -61,7 +61,8 @@ class Recorder:
                  opener: Callable[[Path], IO[bytes]] | None = None,
                  fsync: bool = True, file: str | Path | None = None, recover_cut: bool = False,
                  min_free_bytes: int | None = None, audio: str = "pcm",
-                 bucket_ns: int = DEFAULT_BUCKET_NS, catalog: Catalog | None = None) -> None:
+                 bucket_ns: int = DEFAULT_BUCKET_NS, catalog: Catalog | None = None,
+                 media: str = mm.MEDIA_FORMS[0]) -> None:
         if roll_bytes is not None and roll_bytes <= 0:
             raise RecordingError("roll_bytes must be positive")
         if roll_seconds is not None and roll_seconds <= 0:
@@ -80,7 +81,7 @@ class Recorder:
             self.directory, session=dict(session), prefix=prefix,
             file=Path(file) if file is not None else None, opener=opener or open_exclusive,
             chunk_bytes=chunk_bytes, chunk_seconds=chunk_seconds, fsync=fsync,
-            roll_bytes=roll_bytes, roll_seconds=roll_seconds, audio=audio,
+            roll_bytes=roll_bytes, roll_seconds=roll_seconds, audio=audio, media=media,
             bucket_ns=bucket_ns, catalog=catalog)
         self.writer.dropped = lambda: self.status()["dropped"]
         self._error: str | None = None

@@ -79,7 +79,7 @@ class SegmentWriter:
                  file: Path | None, opener: Callable[[Path], IO[bytes]], chunk_bytes: int,
                  chunk_seconds: float, fsync: bool, roll_bytes: int | None,
                  roll_seconds: float | None, audio: str, bucket_ns: int,
-                 catalog: Catalog | None) -> None:
+                 catalog: Catalog | None, media: str = mm.MEDIA_FORMS[0]) -> None:
         self.directory = directory
         self.session = session
         self.prefix = prefix
@@ -91,6 +91,7 @@ class SegmentWriter:
         self.roll_bytes = roll_bytes
         self.roll_seconds = roll_seconds
         self.audio = audio
+        self.media = media  # thermal and audio: "protobuf", or "json" (the form of before)
         self.bucket_ns = bucket_ns
         self.catalog = catalog
         self.files: list[Path] = []
@@ -253,7 +254,7 @@ class SegmentWriter:
                 self._write(record)
         else:
             try:
-                msg = mm.encode(event, audio=self.audio)
+                msg = mm.encode(event, audio=self.audio, media=self.media)
             except (TypeError, ValueError) as exc:
                 self.discarded += isinstance(event, SAMPLE_TYPES)
                 kind = type(event).__name__

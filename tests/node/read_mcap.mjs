@@ -1,11 +1,25 @@
 // Read an MCAP file the way Foxglove does: @mcap/core's McapIndexedReader, through the summary
-// and chunk index, zstd chunks decompressed by fzstd, every message JSON.parse'd (the app's
-// decoder for "json" channels). Prints one JSON document; on failure prints {"error": ...}
+// and chunk index, zstd chunks decompressed by fzstd, every "json" message JSON.parse'd and every
+// "protobuf" message decoded by protobufjs from the channel's FileDescriptorSet (the app's
+// decoders: Root.fromDescriptor, then lookupType(schema name)). Prints one JSON document; on failure prints {"error": ...}
 // and exits 1. Usage: node read_mcap.mjs FILE
 import { open } from "node:fs/promises";
 
 import { McapIndexedReader } from "@mcap/core";
 import { decompress } from "fzstd";
+import protobuf from "protobufjs";
+import descriptor from "protobufjs/ext/descriptor/index.js";
+
+// schema id -> a decode function, as Foxglove's mcap-support builds one per channel
+function decoderFor(schema) {
+  if (schema.encoding !== "protobuf") {
+    const text = new TextDecoder();
+    return (data) => JSON.parse(text.decode(data));
+  }
+  const root = protobuf.Root.fromDescriptor(descriptor.FileDescriptorSet.decode(schema.data));
+  const type = root.lookupType(schema.name);
+  return (data) => type.toObject(type.decode(data), { longs: Number, defaults: true });
+}
 
 const file = await open(process.argv[2], "r");
 const readable = {
@@ -32,12 +46,22 @@ try {
   }
   const read = {};
   let unparsed = 0;
-  const decoder = new TextDecoder();
+  // the first message of each protobuf topic, bytes as their length (for the tests to check)
+  const firstProtobuf = {};
+  const decoders = new Map();
+  for (const [id, schema] of reader.schemasById) {
+    decoders.set(id, decoderFor(schema));
+  }
   for await (const message of reader.readMessages({ validateCrcs: true })) {
-    const topic = topicOf.get(message.channelId);
+    const channel = reader.channelsById.get(message.channelId);
+    const topic = channel.topic;
     read[topic] = (read[topic] ?? 0) + 1;
     try {
-      JSON.parse(decoder.decode(message.data));
+      const body = decoders.get(channel.schemaId)(message.data);
+      if (channel.messageEncoding === "protobuf" && !(topic in firstProtobuf)) {
+        firstProtobuf[topic] = Object.fromEntries(Object.entries(body).map(
+          ([k, v]) => [k, v instanceof Uint8Array ? { bytes: v.length } : v]));
+      }
     } catch {
       unparsed += 1;
     }
@@ -59,6 +83,7 @@ try {
     statistics,
     read,
     unparsed,
+    firstProtobuf,
     metadata,
     channels,
   }));

@@ -12,6 +12,8 @@ from sensorlink.samples import AudioBlock, Reading, SensorInfo, ThermalFrame
 from sensorlink.status import SensorStatus
 
 T0 = time.time_ns()
+#: the session header's label; make_v2.py runs this same script with "v2"
+FIXTURE = sys.argv[2] if len(sys.argv) > 2 else "v1"
 
 async def main(out: Path) -> None:
     hub = Hub()
@@ -20,7 +22,7 @@ async def main(out: Path) -> None:
     hub.describe(SensorInfo("mic", "microphone", "sim-mic", {"rate": 16000, "channels": 2,
                                                              "positions": [[-0.032, 0.0], [0.032, 0.0]]}))
     hub.set_status(SensorStatus("probes", "connected", "", {"samples": 3, "crc_errors": 1}, 10.0, T0))
-    rec = Recorder(hub, out.parent, session={"fixture": "v1"}, file=out, chunk_bytes=1500,
+    rec = Recorder(hub, out.parent, session={"fixture": FIXTURE}, file=out, chunk_bytes=1500,
                    chunk_seconds=60, fsync=False)
     await rec.start()
     values = [20.5, float("nan"), float("inf"), float("-inf"), -3.25, 1e-300]

@@ -25,11 +25,12 @@ from typing import Any
 import websockets
 
 from sensorlink import colormap
-from sensorlink.webrtc import fanout, peer
 from sensorlink.config import SensorConfig, ServiceConfig
 from sensorlink.hub import Hub
 from sensorlink.samples import Reading, SensorInfo, ThermalFrame
-from sensorlink.service import Service, build_runners
+from sensorlink.service import Service
+from sensorlink.sources.registry import build_runners
+from sensorlink.webrtc import fanout, peer
 from sensorlink.webrtc.wire import encode_frame, encode_readings
 
 TOKEN = "bench-token"

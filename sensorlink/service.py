@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
-import signal
 import socket
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,63 +22,25 @@ from sensorlink.analysis.region_store import RegionStore, state_path_for
 from sensorlink.analysis.stage import AnalysisStage
 from sensorlink.bridges.prometheus import MetricsEndpoint
 from sensorlink.config import Config, DashboardLink, SensorConfig, ServiceConfig, redact_secrets
-from sensorlink.config_monitoring import MonitorConfig, parse_monitoring
+from sensorlink.config_monitoring import MonitorConfig
 from sensorlink.config_plant import MetricsConfig, OpcuaConfig
 from sensorlink.config_recording import RecordingConfig
 from sensorlink.errors import ConfigError, ControlError
 from sensorlink.hub import Hub
-from sensorlink.options import build_options
-from sensorlink.sources.registry import load_driver
-from sensorlink.sources.runner import DriverRunner
+from sensorlink.sources.registry import build_runners
+from sensorlink.webrtc.control import VIEWER_ACTIONS
 from sensorlink.webrtc.fanout import ReadingsFanout
 from sensorlink.webrtc.http11 import tls_context
 from sensorlink.webrtc.ice import (
     ice_servers_for_browser, is_loopback, restrict_host_candidates_to_loopback,
 )
 from sensorlink.webrtc.media import Beamformer, CameraView
-from sensorlink.webrtc.control import VIEWER_ACTIONS
 from sensorlink.webrtc.peer import ViewerSession
 from sensorlink.webrtc.signaling import SignalingServer, constant_time_equal
 from sensorlink.webrtc.wire import CHANNELS
 
 log = logging.getLogger(__name__)
 MAX_REPLAYS = 4  # viewers' replays of the recordings open at once
-
-DEMO_SENSORS = [
-    SensorConfig("machine-cam", "sim-thermal", {}),
-    SensorConfig("bearing-probes", "sim-probes", {}),
-    # The bearing noise grows 12 dB over the first minute, as a failing bearing would.
-    SensorConfig("spindle-mic", "sim-microphone", {"bearing_rise_db": 12.0,
-                                                   "bearing_rise_tau_s": 30.0}),
-]
-#: What the demo watches with no config: the hot spot's housing, the bearing's band, the probes.
-#: Both alarms cross their warning and then their alarm level within the first minute.
-DEMO_MONITORING = parse_monitoring(
-    {"machine-cam": {"regions": [{"name": "housing", "kind": "box", "points": [[4, 4], [27, 19]]}]},
-     "spindle-mic": {"bands": {"custom": [{"name": "bearing", "low_hz": 1400.0,
-                                           "high_hz": 3000.0}]}}},
-    [{"name": "housing-hot", "stream": "machine-cam/housing/max", "condition": "above",
-      "warning": 50.0, "alarm": 54.0, "deadband": 2.0, "on_delay_s": 2.0, "latch": True,
-      "message": "Housing hot spot"},
-     {"name": "bearing-noise", "stream": "spindle-mic/band/bearing", "condition": "above",
-      "warning": -27.0, "alarm": -24.0, "deadband": 1.5, "on_delay_s": 1.0,
-      "message": "Bearing band (1.4-3 kHz) rising"},
-     {"name": "probes-silent", "sensor": "bearing-probes", "condition": "disconnected",
-      "alarm": 10.0}], None, "demo")
-
-
-def build_runners(sensors: Sequence[SensorConfig], hub: Hub, source: str) -> list[DriverRunner]:
-    runners = []
-    for sensor in sensors:
-        try:
-            cls = load_driver(sensor.driver)
-        except ConfigError as exc:
-            raise ConfigError(str(exc).split(": ", 1)[-1], source=source, sensor=sensor.name,
-                              field="driver") from exc
-        options = build_options(cls.Options, sensor.options, source=source, sensor=sensor.name)
-        runners.append(DriverRunner(cls(sensor.name, options), hub))
-    return runners
-
 
 class Service:
     def __init__(self, settings: ServiceConfig, *, sensors: Sequence[SensorConfig] = (),
@@ -432,46 +391,3 @@ class Service:
         if replay in self.replays:
             self.replays.remove(replay)
             await replay.stop()
-
-
-def announce(url: str, *, stream: Any = None) -> None:
-    """Print the dashboard URL at once, whether stdout is a terminal, a file or a journal."""
-    stream = stream or sys.stdout
-    print(f"Dashboard: {url}", file=stream, flush=True)
-    print("Open it in a browser (the token after # is the key); Ctrl-C stops.", file=stream,
-          flush=True)
-
-
-async def serve_until_stopped(service: Service) -> None:
-    """Start, announce, and run until SIGINT or SIGTERM; then stop cleanly (recording closed)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
-    url = await service.start()
-    announce(url)
-    for exporter in service.exporters:
-        if exporter.kind == "whep":
-            print(f"WHEP: {exporter.url}<camera> (Authorization: Bearer <token>)", flush=True)
-        elif exporter.kind == "foxglove":  # the app's URL carries the token in its query
-            print(f"Foxglove: {exporter.url}?token={service.token}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        print("sensorlink: stopping", file=sys.stderr, flush=True)
-        await service.stop()
-
-
-def run(service: Service) -> int:
-    try:
-        asyncio.run(serve_until_stopped(service))
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")

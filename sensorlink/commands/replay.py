@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sensorlink.commands._running import run
 from sensorlink.commands._serving import (
     add_service_arguments, apply_recording_arguments, apply_service_arguments, attach_foxglove,
 )
 from sensorlink.config import ServiceConfig
 from sensorlink.config_recording import RecordingConfig
 from sensorlink.errors import ConfigError
-from sensorlink.service import Service, run
+from sensorlink.service import Service
 
 HELP = "replay an MCAP recording through the dashboard (pause, seek, speed, loop)"
 

@@ -6,11 +6,12 @@ import argparse
 import dataclasses
 
 from sensorlink.commands._publishing import add_publish_arguments, add_publishers
+from sensorlink.commands._running import run
 from sensorlink.commands._serving import (
     add_service_arguments, apply_recording_arguments, apply_service_arguments, attach_foxglove,
 )
 from sensorlink.config import load_config
-from sensorlink.service import Service, run
+from sensorlink.service import Service
 
 HELP = "run the sensors listed in a TOML config and serve the dashboard"
 

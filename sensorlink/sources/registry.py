@@ -9,11 +9,16 @@ in ``Driver.requires`` so a missing one is reported without an import error.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
+from sensorlink.config import SensorConfig
 from sensorlink.driver import Driver
 from sensorlink.errors import ConfigError, DriverUnavailable
+from sensorlink.hub import Hub
+from sensorlink.options import build_options
+from sensorlink.sources.runner import DriverRunner
 
 GROUP = "sensorlink.drivers"
 
@@ -64,3 +69,17 @@ def list_drivers() -> list[DriverListing]:
         problem = f"missing package(s): {', '.join(missing)}" if missing else ""
         out.append(DriverListing(name, ep.value, cls.kind, cls.description, not missing, problem))
     return out
+
+
+def build_runners(sensors: Sequence[SensorConfig], hub: Hub, source: str) -> list[DriverRunner]:
+    """A runner per configured sensor; a driver or option mistake names the sensor and field."""
+    runners = []
+    for sensor in sensors:
+        try:
+            cls = load_driver(sensor.driver)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).split(": ", 1)[-1], source=source, sensor=sensor.name,
+                              field="driver") from exc
+        options = build_options(cls.Options, sensor.options, source=source, sensor=sensor.name)
+        runners.append(DriverRunner(cls(sensor.name, options), hub))
+    return runners

@@ -61,8 +61,9 @@ def regions(seconds: float) -> dict[str, float]:
 
 def bands(seconds: float) -> dict[str, float]:
     rate, block = 16_000, 512
+    positions = [list(p) for p in RESPEAKER_4MIC]
     info = SensorInfo("mic", "microphone", "bench", {"rate": rate, "channels": 4,
-                                                      "positions": [list(p) for p in RESPEAKER_4MIC]})
+                                                      "positions": positions})
     analyzer = BandAnalyzer(info, BandsConfig())
     analyzer.doa = 120.0
     rng = np.random.default_rng(1)
@@ -184,5 +185,6 @@ if __name__ == "__main__":
           f"{u['us_per_publish']:.3f} µs | ratio "
           f"{u['us_per_reading_rule'] / u['us_per_publish']:.2f}× (target < 1 µs)")
     print(f"sample → webhook: p50 {w['p50_ms']:.2f} ms, p99 {w['p99_ms']:.2f} ms | direct POST "
-          f"p50 {w['direct_p50_ms']:.2f} ms, p99 {w['direct_p99_ms']:.2f} ms | ratio {w['p99_ms'] / w['direct_p99_ms']:.2f}× "
+          f"p50 {w['direct_p50_ms']:.2f} ms, p99 {w['direct_p99_ms']:.2f} ms | "
+          f"ratio {w['p99_ms'] / w['direct_p99_ms']:.2f}× "
           "(target p99 ≤ 100 ms)")

@@ -4,8 +4,8 @@ bearing's band each cross a warning and then an alarm, once, with no config writ
 The demo's own simulated drivers make the first minute of pictures and sound (the same
 functions their read() uses, without the real-time pacing), the analysis parts compute the
 region and band readings, and the demo's rules run over them in log time; so a minute is
-checked in seconds. The last test runs the demo's service (what `sensorlink demo` starts) and waits for its first
-warning.
+checked in seconds. The last test runs the demo's service (what `sensorlink demo` starts)
+and waits for its first warning.
 """
 
 from __future__ import annotations

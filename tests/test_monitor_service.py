@@ -64,7 +64,7 @@ async def run_live(directory: Path) -> Live:
     broker = Mosquitto(directory)
     broker.start()
     receiver = WebhookReceiver(failures=2)
-    sub = MosquittoSub(broker.port, "sensorlink/#", directory / "mqtt.txt")
+    sub = MosquittoSub(broker.port, "sensorlink/#", directory / "mqtt.txt", "-i", "monitor-sub")
     path = write_config(
         directory / "plant.toml",
         sensors=sensors_in(["cam-hot", "probes-a", "mic", "cam-cool", "probes-b"]),
@@ -77,8 +77,9 @@ async def run_live(directory: Path) -> Live:
     events: list[AlarmEvent] = []
     service.hub.on_alarm(events.append)
     try:
-        await wait_for(lambda: sub.lines() or sub.proc.poll() is not None or
-                       (directory / "mqtt.txt").exists(), 10, "mosquitto_sub")
+        # Subscribed before the service starts: it must see the very first event.
+        await wait_for(lambda: "Received SUBSCRIBE from monitor-sub" in broker.log(), 30,
+                       "mosquitto_sub's subscription")
         await service.start()
         await wait_for(lambda: ("escalated", "alarm") in sequence(events, "hot")
                        and ("cleared", "warning") in sequence(events, "cool"), 90,
@@ -99,7 +100,7 @@ async def run_live(directory: Path) -> Live:
         await service.stop()
         sub.stop()
     late = MosquittoSub(broker.port, "sensorlink/+/+/alarms/active/+", directory / "late.txt",
-                        "--retained-only", "-W", "3")
+                        "--retained-only", "-W", "8")  # 8 s: then it has all
     late.proc.wait(30)
     broker.stop()
     receiver.close()

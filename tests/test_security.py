@@ -49,6 +49,9 @@ CONTROL_EXAMPLES: dict[str, dict[str, Any]] = {
     "replay": {"type": "replay", "action": "pause"},
     "record": {"type": "record", "action": "start"},
     "recordings": {"type": "recordings", "action": "delete", "from_ns": 0, "to_ns": 1},
+    "ack_alarm": {"type": "ack_alarm", "rule": "hot"},
+    "region": {"type": "region", "action": "set", "sensor": "cam",
+               "region": {"name": "r", "kind": "spot", "points": [[1, 1]]}},
 }
 
 
@@ -265,6 +268,7 @@ async def test_a_viewer_token_cannot_steer_record_or_replay_over_the_data_channe
                     assert reply["type"] == "error" and "operator" in reply["error"], reply
             assert svc.recorder is None and not (tmp_path / "rec").exists()
             assert svc.beams["mic"].fixed_angle is None and svc.cameras["cam"].map != "turbo"
+            assert svc.hub.sensors["cam"].meta.get("regions") == []  # no region drawn
             count = viewer.readings
             await wait_for(lambda: viewer.readings > count + 20, 20, "still streaming")
         async with connected_viewer(dashboard_url(svc, OPERATOR)) as operator:

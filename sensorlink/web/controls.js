@@ -54,6 +54,8 @@ export class RecordButton {
   }
 }
 
+const ALARM_LEAD_S = 0.5; // "Next alarm" seeks this long before the alarm
+
 export class ReplayBar {
   constructor(host, { conn, notify }) {
     this.conn = conn;
@@ -123,9 +125,10 @@ export class ReplayBar {
 
   nextAlarm() {
     const now = this.state?.position_s ?? 0;
-    const next = (this.alarmTimes ?? []).find((t) => t > now + 0.5);
+    // Seeks land LEAD_S before a mark (to see it come), so the one after is beyond now + 2 × LEAD_S.
+    const next = (this.alarmTimes ?? []).find((t) => t > now + 2 * ALARM_LEAD_S);
     if (next === undefined) this.notify("No alarm after this point of the recording", "info");
-    else this.send("seek", Math.max(0, next - 2)); // a moment before, to see it come
+    else this.send("seek", Math.max(0, next - ALARM_LEAD_S));
   }
 
   onStatus(replay) {

@@ -192,3 +192,43 @@ def test_spectrogram_of_the_beam_and_band_bars(new_page: Any, monitored: Running
     # The simulated bearing noise lies in 1.4-3 kHz: its band stands well above the 500 Hz one.
     assert spectrum["levels"]["bearing"] > spectrum["levels"]["500"]
     assert page.console_errors == [], page.console_errors
+
+
+def test_replay_timeline_marks_the_alarms_and_next_alarm_seeks_to_them(
+        new_page: Any, tmp_path: Path) -> None:
+    (tmp_path / "sensors.toml").write_text(CONFIG, encoding="utf-8")
+    live = start_command(["run", str(tmp_path / "sensors.toml"), "--record",
+                          str(tmp_path / "rec")], tmp_path)
+    try:
+        page = new_page(live.url)
+        wait_page(page, "s.alarms.active.some((e) => e.rule === 'hot' && e.level === 'alarm')",
+                  timeout=90_000)
+    finally:
+        live.stop()  # the recorder closes the file
+    path = next((tmp_path / "rec").glob("*.mcap"))
+    replay = start_command(["replay", str(path), "--paused", "--listen", "127.0.0.1:0",
+                            "--token", TOKEN], tmp_path / "replay")
+    try:
+        page = new_page(replay.url)
+        wait_page(page, "s.state === 'live' && s.status?.replay?.alarms?.length >= 2")
+        marks = page.evaluate("window.sensorlink.status.replay.alarms")
+        hot = [(m["rule"], m["level"]) for m in marks if m["rule"] == "hot"]
+        assert hot == [("hot", "warning"), ("hot", "alarm")]
+        shown = page.locator("[data-testid='replay-alarm-marks'] i")
+        assert shown.count() == len(marks)
+        times = sorted(m["t_s"] for m in marks)
+        # "Next alarm" lands 0.5 s before a mark and then looks for one beyond 1 s from there.
+        first = next(t for t in times if t > 1.0)
+        second = next(t for t in times if t > max(0.0, first - 0.5) + 1.0)
+        page.click("[data-testid='replay-next-alarm']")
+        wait_page(page, "Math.abs(s.status?.replay?.position_s - arg) < 0.2",
+                  max(0.0, first - 0.5))
+        page.click("[data-testid='replay-next-alarm']")
+        wait_page(page, "Math.abs(s.status?.replay?.position_s - arg) < 0.2", second - 0.5)
+        # At the seek the replay shows the alarms that stood then, as raised live.
+        page.click("[data-testid='replay-play']")
+        wait_page(page, "s.alarms.active.some((e) => e.rule === 'hot' && e.level === 'alarm')",
+                  timeout=60_000)
+        assert page.console_errors == [], page.console_errors
+    finally:
+        replay.stop()

@@ -11,18 +11,18 @@ and waits for its first warning.
 from __future__ import annotations
 
 import numpy as np
+from sensorlink_drivers.simulated.microphone import SimulatedMicrophoneArray
+from sensorlink_drivers.simulated.thermal import SimulatedThermalCamera
+from support import wait_for
 
 from sensorlink.alarm_event import AlarmEvent
 from sensorlink.analysis.alarms import AlarmEngine
 from sensorlink.analysis.bands import BandAnalyzer
 from sensorlink.analysis.regions import RegionSet
+from sensorlink.commands.demo import DEMO_MONITORING, DEMO_SENSORS
 from sensorlink.config import ServiceConfig
 from sensorlink.samples import AudioBlock, ThermalFrame
-from sensorlink.service import DEMO_MONITORING, DEMO_SENSORS, Service
-from sensorlink_drivers.simulated.microphone import SimulatedMicrophoneArray
-from sensorlink_drivers.simulated.thermal import SimulatedThermalCamera
-
-from support import wait_for
+from sensorlink.service import Service
 
 S = 1_000_000_000
 FIRST_MINUTE_S = 60.0

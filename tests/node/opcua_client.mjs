@@ -5,8 +5,9 @@
 // Prints one JSON object per line on stdout, after "@@ ": browse, read, history, ready (subscriptions are
 // live: the test may now raise an alarm), event, ack, values, done. Exits non-zero on error.
 import {
-  AttributeIds, ClientMonitoredItem, ClientSubscription, DataType, MessageSecurityMode,
-  OPCUAClient, SecurityPolicy, TimestampsToReturn, UserTokenType, constructEventFilter,
+  AttributeIds, ClientMonitoredItem, ClientSubscription, DataChangeFilter, DataChangeTrigger,
+  DataType, DeadbandType, MessageSecurityMode, OPCUAClient, SecurityPolicy, TimestampsToReturn,
+  UserTokenType, constructEventFilter,
 } from "node-opcua-client";
 
 const cfg = JSON.parse(process.argv[2]);
@@ -73,7 +74,12 @@ async function main() {
     for (const nodeId of cfg.subscribe) {
       seen[nodeId] = [];
       const item = ClientMonitoredItem.create(subscription, { nodeId, attributeId: AttributeIds.Value },
-        { samplingInterval: 0, discardOldest: true, queueSize: 10000 }, TimestampsToReturn.Both);
+        // StatusValueTimestamp: every sample, also one with the same value as the one before
+        // (the default trigger, StatusValue, reports only changes of value or status).
+        { samplingInterval: 0, discardOldest: true, queueSize: 10000,
+          filter: new DataChangeFilter({ trigger: DataChangeTrigger.StatusValueTimestamp,
+                                         deadbandType: DeadbandType.None }) },
+        TimestampsToReturn.Both);
       item.on("changed", (value) => {
         if (!value.statusCode.isGood()) return;
         seen[nodeId].push(value.sourceTimestamp.getTime());

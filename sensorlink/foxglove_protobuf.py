@@ -17,6 +17,7 @@ a NaN stay apart.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -66,14 +67,23 @@ _POOL = descriptor_pool.DescriptorPool()
 _POOL.Add(_TIMESTAMP_FILE)
 _IMAGE_FILE = _extended(RawImage_pb2.RawImage, "ambient_c")
 _AUDIO_FILE = _extended(RawAudio_pb2.RawAudio, "steering_deg")
-_POOL.Add(_IMAGE_FILE)
-_POOL.Add(_AUDIO_FILE)
+# Compressed (FLAC) audio: RawAudio's very fields under a name of our own, so Foxglove's Audio
+# panel (pcm-s16 only) never takes it for audio it can play, while any reader decodes it.
+_COMPRESSED_FILE = descriptor_pb2.FileDescriptorProto()
+_COMPRESSED_FILE.CopyFrom(_AUDIO_FILE)
+_COMPRESSED_FILE.name, _COMPRESSED_FILE.package = "sensorlink/CompressedAudio.proto", "sensorlink"
+_COMPRESSED_FILE.message_type[0].name = "CompressedAudio"
+for _file in (_IMAGE_FILE, _AUDIO_FILE, _COMPRESSED_FILE):
+    _POOL.Add(_file)
 RawImage = message_factory.GetMessageClass(_POOL.FindMessageTypeByName("foxglove.RawImage"))
 RawAudio = message_factory.GetMessageClass(_POOL.FindMessageTypeByName("foxglove.RawAudio"))
+CompressedAudio = message_factory.GetMessageClass(
+    _POOL.FindMessageTypeByName("sensorlink.CompressedAudio"))
 
 #: schema name -> the FileDescriptorSet a channel of that schema carries
 SCHEMA_DATA = {"foxglove.RawImage": _descriptor_set(_IMAGE_FILE),
-               "foxglove.RawAudio": _descriptor_set(_AUDIO_FILE)}
+               "foxglove.RawAudio": _descriptor_set(_AUDIO_FILE),
+               "sensorlink.CompressedAudio": _descriptor_set(_COMPRESSED_FILE)}
 
 # foxglove.Log as Foxglove compiled it (status changes and alarms on the live feed).
 _LOG_FILE = descriptor_pb2.FileDescriptorProto()
@@ -101,9 +111,14 @@ def encode_frame(frame: ThermalFrame) -> bytes:
     return m.SerializeToString()
 
 
-def encode_block(block: AudioBlock) -> bytes:
-    pcm = np.ascontiguousarray(block.pcm, dtype="<i2")
-    m = RawAudio(data=pcm.tobytes(), format="pcm-s16", sample_rate=block.rate,
+def encode_block(block: AudioBlock, *, compressed: tuple[str, bytes] | None = None) -> bytes:
+    """A RawAudio of the block's PCM; or, ``compressed=(format, data)``, a CompressedAudio."""
+    if compressed is None:
+        cls, audio_format = RawAudio, "pcm-s16"
+        data = np.ascontiguousarray(block.pcm, dtype="<i2").tobytes()
+    else:
+        cls, (audio_format, data) = CompressedAudio, compressed
+    m = cls(data=data, format=audio_format, sample_rate=block.rate,
                  number_of_channels=block.channels, sensor=block.sensor, seq=block.seq,
                  t_mono_ns=block.t_mono_ns, t_wall_ns=block.t_wall_ns)
     _stamp(m, block.t_wall_ns - block.duration_ns)  # Foxglove: the start of the block
@@ -131,13 +146,20 @@ def decode_frame(data: bytes) -> ThermalFrame:
                         m.ambient_c if m.HasField("ambient_c") else None)
 
 
-def decode_block(data: bytes) -> AudioBlock:
-    m = _parse(RawAudio, data)
-    if m.format != "pcm-s16":
+def decode_block(data: bytes, decompress: Callable[[bytes, int], np.ndarray] | None = None
+                 ) -> AudioBlock:
+    """A RawAudio block; with ``decompress(data, channels)``, a CompressedAudio one."""
+    m = _parse(RawAudio if decompress is None else CompressedAudio, data)
+    if m.number_of_channels < 1:
+        raise ValueError(f"{m.number_of_channels} audio channels")
+    if decompress is not None:
+        pcm = decompress(m.data, m.number_of_channels)
+    elif m.format != "pcm-s16":
         raise ValueError(f"audio format {m.format!r}, expected pcm-s16")
-    if m.number_of_channels < 1 or len(m.data) % (2 * m.number_of_channels):
+    elif len(m.data) % (2 * m.number_of_channels):
         raise ValueError(f"{len(m.data)} bytes of PCM for {m.number_of_channels} channels")
-    pcm = np.frombuffer(m.data, dtype="<i2").reshape(-1, m.number_of_channels).astype(np.int16)
+    else:
+        pcm = np.frombuffer(m.data, dtype="<i2").reshape(-1, m.number_of_channels).astype(np.int16)
     return AudioBlock(m.sensor, pcm, m.sample_rate, m.seq, m.t_mono_ns, m.t_wall_ns,
                       m.steering_deg if m.HasField("steering_deg") else None)
 

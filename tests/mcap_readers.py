@@ -52,9 +52,11 @@ def node_indexed_reader(path: Path) -> dict[str, Any]:
     return report
 
 
-#: Foxglove's own compiled messages, by schema name
+#: Foxglove's own compiled messages, by schema name (FLAC blocks carry RawAudio's fields under
+#: a name of sensorlink's, so the Audio panel, pcm-s16 only, does not take them)
 FOXGLOVE_PROTOBUF = {"foxglove.RawImage": RawImage_pb2.RawImage,
-                     "foxglove.RawAudio": RawAudio_pb2.RawAudio}
+                     "foxglove.RawAudio": RawAudio_pb2.RawAudio,
+                     "sensorlink.CompressedAudio": RawAudio_pb2.RawAudio}
 
 
 def protobuf_schema_matches_foxglove(name: str, data: bytes) -> None:

@@ -68,9 +68,10 @@ def test_a_block_round_trips_bit_exact_and_xiph_decodes_it_the_same(
 
 def test_more_channels_than_flac_carries_stay_pcm() -> None:
     block = AudioBlock("array", RNG.integers(-3000, 3000, (256, 10), dtype=np.int16), 16000, 1, 1, 1)
-    msg = mm.encode(block, audio="flac")
-    assert msg.schema == mm.RAW_AUDIO and b'"format":"pcm-s16"' in msg.data
-    assert same_sample(mm.decode(msg.schema, msg.data), block)
+    for media in mm.MEDIA_FORMS:
+        msg = mm.encode(block, audio="flac", media=media)
+        assert msg.schema == mm.RAW_AUDIO and b"pcm-s16" in msg.data
+        assert same_sample(mm.decode(msg.schema, msg.data, encoding=msg.message_encoding), block)
 
 
 async def _record(folder: Path, audio: str, seconds_of_blocks: int) -> tuple[Path, list[Any]]:

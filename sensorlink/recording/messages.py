@@ -14,8 +14,8 @@ baseline).
 An alarm's change of state is recorded twice: as a ``sensorlink.AlarmEvent`` (everything the
 replay needs) and as a ``foxglove.Log`` line, so Foxglove's Log panel lists the alarms with
 their level. With ``[recording] audio = "flac"`` the microphone channels are
-``sensorlink.CompressedAudio`` (JSON) instead: the same fields, ``format`` ``flac`` and each
-block a complete FLAC file (:mod:`sensorlink.recording.flac`), decoded bit-exact. Foxglove's
+``sensorlink.CompressedAudio`` instead (in protobuf, RawAudio's fields under a name of ours):
+``format`` ``flac`` and each block a complete FLAC file (:mod:`sensorlink.recording.flac`), decoded bit-exact. Foxglove's
 Audio panel plays ``pcm-s16`` RawAudio only (its schema reference: "Only 'pcm-s16' is currently
 supported"), so FLAC travels under a schema of our own rather than as a RawAudio it would refuse.
 
@@ -195,10 +195,15 @@ def encode(event: RecordedEvent, log_time: int | None = None, *,
         return EncodedMessage(f"/{event.sensor}/thermal", RAW_IMAGE, event.t_wall_ns,
                               event.seq & 0xFFFFFFFF, pb.encode_frame(event),
                               {"sensor": event.sensor, "kind": "thermal"}, pb.MESSAGE_ENCODING)
-    if (isinstance(event, AudioBlock) and media == pb.MESSAGE_ENCODING
-            and not (audio == "flac" and flac.supports(event.channels))):
-        return EncodedMessage(f"/{event.sensor}/audio", RAW_AUDIO, event.t_wall_ns,
-                              event.seq & 0xFFFFFFFF, pb.encode_block(event),
+    if isinstance(event, AudioBlock) and media == pb.MESSAGE_ENCODING:
+        if audio == "flac" and flac.supports(event.channels):
+            pcm = np.ascontiguousarray(event.pcm, dtype="<i2")
+            schema, data = COMPRESSED_AUDIO, pb.encode_block(
+                event, compressed=("flac", flac.encode(pcm, event.rate)))
+        else:
+            schema, data = RAW_AUDIO, pb.encode_block(event)
+        return EncodedMessage(f"/{event.sensor}/audio", schema, event.t_wall_ns,
+                              event.seq & 0xFFFFFFFF, data,
                               {"sensor": event.sensor, "kind": "audio"}, pb.MESSAGE_ENCODING)
     if isinstance(event, ThermalFrame):
         celsius = np.ascontiguousarray(event.celsius, dtype="<f4")
@@ -296,6 +301,8 @@ def decode(schema_name: str, data: bytes, *, topic: str = "?",
                 return pb.decode_frame(data)
             if schema_name == RAW_AUDIO:
                 return pb.decode_block(data)
+            if schema_name == COMPRESSED_AUDIO:
+                return pb.decode_block(data, decompress=flac.decode)
         except ValueError as exc:
             raise RecordingError(f"topic {topic}: cannot decode {schema_name} message: "
                                  f"{exc}") from exc

@@ -130,9 +130,10 @@ async def test_low_free_space_pauses_says_so_and_resumes_with_nothing_lost(disk:
 async def test_a_disk_full_mid_chunk_is_cut_back_and_nothing_is_lost(disk: Path | None) -> None:
     if disk is None:
         return  # ran inside a mount namespace of its own, and passed there
-    # A guard too small to see it coming: the write itself finds the disk full, in the middle
-    # of a segment (no roll meanwhile).
-    hub, recorder, source, library = await _record(disk, min_free_bytes=1, roll_seconds=600)
+    # A guard that never sees it coming (0 bytes: free space is never below it; 1 byte was
+    # seen as "0 GB free" when the filler left nothing and the check ran between two writes):
+    # the write itself finds the disk full, in the middle of a segment (no roll meanwhile).
+    hub, recorder, source, library = await _record(disk, min_free_bytes=0, roll_seconds=600)
     try:
         await wait_for(lambda: recorder.status()["segments"] >= 1 and recorder.chunks_written
                        >= 3, 30, "a few chunks")

@@ -70,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     # Third-party loggers stay at WARNING unless asked for: -vv opens the WebRTC stack's debug
-    # log (ICE checks, DTLS handshakes), -vvv the websocket and Modbus frames as well.
-    for noisy, opened_at in (("aioice", 2), ("aiortc", 2), ("websockets", 3), ("pymodbus", 3)):
+    # log (ICE checks, DTLS handshakes), -vvv the websocket, Modbus, OPC UA and HTTP client
+    # traffic as well (asyncua alone logs a thousand INFO lines building its address space).
+    for noisy, opened_at in (("aioice", 2), ("aiortc", 2), ("websockets", 3), ("pymodbus", 3),
+                             ("asyncua", 3), ("httpx", 3), ("httpcore", 3)):
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose >= opened_at
                                           else max(level, logging.WARNING))
     os.environ.setdefault("ALSA_CONFIG_PATH", "/usr/share/alsa/alsa.conf")

@@ -109,16 +109,31 @@ export class RegionLayer {
   renderTable() {
     this.dirty = false;
     this.table.classList.toggle("hidden", this.regions.length === 0);
-    this.tbody.replaceChildren(...this.regions.map((r) => {
+    // The rows (and their delete buttons) are rebuilt only when the regions change; a new
+    // reading only rewrites the numbers. Rebuilt on every frame, a row could be replaced
+    // between the press and the release of a click, and the click would be lost.
+    const key = JSON.stringify(this.regions.map((r) => [r.name, r.kind, r.emissivity,
+                                                       this.alarmed.get(r.name) ?? ""]));
+    if (key !== this.rowsKey) {
+      this.rowsKey = key;
+      this.cells = new Map();
+      this.tbody.replaceChildren(...this.regions.map((r) => {
+        const del = el("button", { class: "small", disabled: !this.canControl, "data-testid": `region-delete-${this.view.sensor}-${r.name}`,
+                                   title: "Delete this region", onclick: () => this.remove(r.name) }, "×");
+        const nums = [el("td", { class: "num", "data-testid": `region-max-${this.view.sensor}-${r.name}` }),
+                      el("td", { class: "num" }), el("td", { class: "num" }), el("td", { class: "num" })];
+        this.cells.set(r.name, nums);
+        return el("tr", { "data-region": r.name, class: this.alarmed.get(r.name) ?? "" },
+          el("td", {}, el("b", {}, r.name), el("span", { class: "muted small" }, ` ${r.kind}${r.emissivity < 1 ? ` ε ${r.emissivity}` : ""}`)),
+          ...nums, el("td", {}, del));
+      }));
+    }
+    for (const r of this.regions) {
       const st = this.stats[r.name] ?? {};
-      const del = el("button", { class: "small", disabled: !this.canControl, "data-testid": `region-delete-${this.view.sensor}-${r.name}`,
-                                 title: "Delete this region", onclick: () => this.remove(r.name) }, "×");
-      return el("tr", { "data-region": r.name, class: this.alarmed.get(r.name) ?? "" },
-        el("td", {}, el("b", {}, r.name), el("span", { class: "muted small" }, ` ${r.kind}${r.emissivity < 1 ? ` ε ${r.emissivity}` : ""}`)),
-        el("td", { class: "num", "data-testid": `region-max-${this.view.sensor}-${r.name}` }, fmtC(st.max)),
-        el("td", { class: "num" }, fmtC(st.min)), el("td", { class: "num" }, fmtC(st.mean)),
-        el("td", { class: "num" }, st.max_x === undefined ? "—" : `${st.max_x}, ${st.max_y}`), el("td", {}, del));
-    }));
+      const texts = [fmtC(st.max), fmtC(st.min), fmtC(st.mean),
+                     st.max_x === undefined ? "—" : `${st.max_x}, ${st.max_y}`];
+      this.cells.get(r.name).forEach((td, i) => { if (td.textContent !== texts[i]) td.textContent = texts[i]; });
+    }
   }
 
   // -- drawing with the mouse ----------------------------------------------------------------

@@ -92,6 +92,13 @@ async def run_live(directory: Path) -> Live:
         except ControlError as exc:
             ack_error = exc
         await wait_for(lambda: len(receiver.delivered()) == len(events), 30, "the webhook")
+
+        def webhook_sent() -> int:
+            return next(e["sent"] for e in service.status_message()["exports"]
+                        if e["kind"] == "webhook")
+
+        # The receiver counts a POST when it answers; the sink, once it has read the answer.
+        await wait_for(lambda: webhook_sent() == len(events), 30, "the webhook's answers")
         await wait_for(lambda: sum(t.endswith("/alarms/events") for t, _, _ in sub.lines())
                        == len(events), 30, "the MQTT events")
         status = service.status_message()
